@@ -1,0 +1,40 @@
+"""vmqpy packaging metadata; `make` installs it into .venv in editable mode."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+VERSION = re.search(r'__version__ = "([^"]+)"', Path("vmqpy/__init__.py").read_text()).group(1)
+
+setup(
+    name="vmqpy",
+    version=VERSION,
+    description="A distributed MQTT broker on gevent, operated like VerneMQ",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=["vmqpy", "vmqpy.*"]),
+    package_data={"vmqpy": ["admin/status/*"]},
+    install_requires=[
+        "gevent>=24.2",
+        "greenlet>=3.0",
+        "sortedcontainers>=2.4",
+        "rocksdict>=0.3.23",
+        "ujson>=5.9",
+        "configobj>=5.0.8",
+        "gunicorn>=22.0",
+        "pyyaml>=6.0",
+        "bcrypt>=4.1",
+        "prometheus_client>=0.20",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "paho-mqtt>=2.1", "ruff>=0.6"],
+    },
+    entry_points={
+        "console_scripts": [
+            "vernemq=vmqpy.scripts.vernemq:main",
+            "vmq-admin=vmqpy.scripts.vmq_admin:main",
+            "vmq-passwd=vmqpy.scripts.vmq_passwd:main",
+        ],
+    },
+)

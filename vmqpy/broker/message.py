@@ -1,0 +1,50 @@
+"""The routed message: decoded once, shared by every queue it is delivered to."""
+
+from __future__ import annotations
+
+import os
+import time
+
+_ref_prefix = os.urandom(8)
+_ref_counter = 0
+
+
+def new_ref() -> bytes:
+    """A node-unique 16-byte message reference (random prefix + counter)."""
+    global _ref_counter
+    _ref_counter += 1
+    return _ref_prefix + _ref_counter.to_bytes(8, "big")
+
+
+class Msg:
+    """One published message as the broker routes it.
+
+    `topic` is what clients see; the listener's `mountpoint` is kept apart and
+    routing keys on both. `expiry` is an absolute wall-clock deadline (epoch
+    seconds, so it survives a restart) or None. `frames` caches encoded PUBLISH frames per delivery shape
+    so a fan-out encodes once (see broker/queue.py).
+    """
+
+    __slots__ = ("ref", "topic", "payload", "qos", "retain", "properties", "mountpoint",
+                 "expiry", "sender", "frames")
+
+    def __init__(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
+                 properties: dict | None = None, mountpoint: str = "",
+                 expiry: float | None = None, sender: tuple[str, str] | None = None,
+                 ref: bytes | None = None) -> None:
+        self.ref = ref or new_ref()
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+        self.properties = properties
+        self.mountpoint = mountpoint
+        self.expiry = expiry
+        self.sender = sender  # subscriber id (mountpoint, client_id) of the publisher
+        self.frames: dict | None = None
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expiry is not None and (now or time.time()) >= self.expiry
+
+    def __repr__(self) -> str:
+        return f"Msg({self.topic!r}, {len(self.payload)}B, qos={self.qos}, retain={self.retain})"
