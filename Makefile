@@ -1,0 +1,36 @@
+# vmqpy: `make run` starts a node in the foreground, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all run test lint unit test-deps bench clean
+
+all: $(STAMP)
+
+$(STAMP): setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	bin/vernemq --config etc/vernemq.conf console
+
+test-deps:
+	test/install-deps.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check vmqpy test bench
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q test/unit
+
+test: $(STAMP) test-deps lint
+	$(VENV)/bin/pytest -q -p no:cacheprovider test
+
+bench: $(STAMP)
+	bench/build.sh
+
+clean:
+	rm -rf $(VENV) _build build dist *.egg-info

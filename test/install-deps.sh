@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install the OS packages the tests talk to (real servers and clients), when root.
+set -euo pipefail
+packages=(mosquitto mosquitto-clients)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  echo "not root or no apt-get: tests needing ${missing[*]} will be skipped" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts a mosquitto service on 1883 when it can; the tests use their own ports.
+if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/dev/null; then
+  systemctl stop mosquitto || true
+fi

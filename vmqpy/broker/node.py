@@ -1,0 +1,190 @@
+"""One broker node: builds its parts, routes publishes, starts and stops in order."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+import gevent
+
+from vmqpy.broker.listeners import Listeners
+from vmqpy.broker.message import Msg
+from vmqpy.broker.queue import Queue
+from vmqpy.broker.registry import Registry
+from vmqpy.broker.retain import RetainStore
+from vmqpy.broker.router import Router, Subscription
+from vmqpy.metrics import Metrics
+from vmqpy.mqtt import packets as P
+from vmqpy.plugins.hooks import Hooks
+from vmqpy.store.messages import MessageStore
+from vmqpy.store.metadata import MetadataStore
+
+log = logging.getLogger(__name__)
+
+
+class Node:
+    def __init__(self, config) -> None:
+        self.config = config
+        self.name: str = config["nodename"]
+        self.started_at = time.time()
+        self.metrics = Metrics()
+        self.hooks = Hooks()
+        self.metadata = MetadataStore(config["metadata.dir"])
+        self.msg_store = MessageStore(config["message_store.dir"], sync=config["message_store.sync"])
+        self.router = Router()
+        self.retain = RetainStore(self.metadata)
+        self.registry = Registry(self)
+        self.sessions: set = set()
+        self.listeners = Listeners(self)
+        self.plugins = None
+        self.admin = None
+        self.stopped = gevent.event.Event()
+        self.metrics.gauge("router_subscriptions", lambda: self.router.count)
+        self.metrics.gauge("retain_messages", lambda: self.retain.count)
+        self.metrics.gauge("active_mqtt_connections", lambda: len(self.sessions))
+        self.metrics.gauge("queue_processes", lambda: len(self.registry.queues))
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self) -> None:
+        from vmqpy.admin.rpc import AdminServer
+        from vmqpy.plugins.manager import PluginManager
+
+        self.plugins = PluginManager(self.hooks, self.config, self)
+        self.plugins.start_enabled()
+        self.admin = AdminServer(self)
+        self.admin.start()
+        self.listeners.start_all()
+        log.info("node %s started", self.name)
+
+    def stop(self) -> None:
+        """Graceful stop: no new clients, wills where due, queues flushed to disk."""
+        log.info("node %s stopping", self.name)
+        self.listeners.stop_all()
+        for session in list(self.sessions):
+            session.kick(0x8B)  # server shutting down
+        gevent.sleep(0)  # let the connection greenlets run their cleanup
+        for queue in list(self.registry.queues.values()):
+            queue.persist_memory()
+        self.msg_store.flush()
+        if self.plugins is not None:
+            self.plugins.stop_all()
+        if self.admin is not None:
+            self.admin.stop()
+        self.msg_store.close()
+        self.metadata.close()
+        self.stopped.set()
+        log.info("node %s stopped", self.name)
+
+    # -- hooks --------------------------------------------------------------
+    def hooks_event(self, name: str, *args) -> None:
+        if self.hooks.active(name):
+            self.hooks.all(name, *args)
+
+    def authorize_publish(self, session, msg: Msg) -> bool:
+        """Run auth_on_publish(_m5); apply its modifiers to `msg`. False = denied."""
+        v5 = session.proto_level == 5
+        name = "auth_on_publish_m5" if v5 else "auth_on_publish"
+        hooks = self.hooks
+        if not hooks.active(name):
+            # No plugin decides: open only where anonymous access is allowed.
+            return self.config["allow_anonymous"]
+        args = (session.username, session.sid, msg.qos, msg.topic, msg.payload, msg.retain)
+        res, mods = hooks.all_till_ok(name, *args, *((msg.properties or {},) if v5 else ()))
+        if res != "ok":
+            self.metrics.counters["mqtt_publish_auth_error"] += 1
+            return False
+        if mods:
+            msg.topic = mods.get("topic", msg.topic)
+            msg.payload = mods.get("payload", msg.payload)
+            msg.qos = mods.get("qos", msg.qos)
+            msg.retain = mods.get("retain", msg.retain)
+            msg.mountpoint = mods.get("mountpoint", msg.mountpoint)
+            if v5 and "properties" in mods:
+                msg.properties = mods["properties"]
+        if hooks.active("on_publish_m5" if v5 else "on_publish"):
+            hooks.all("on_publish_m5" if v5 else "on_publish", *args[:3], msg.topic, msg.payload,
+                      msg.retain, *((msg.properties or {},) if v5 else ()))
+        return True
+
+    def authorize_subscribe(self, session, topics: list[tuple[str, int]], props: dict | None) -> list[int]:
+        """Granted QoS per filter (0x80 or a v5 reason code >= 0x80 = refused)."""
+        v5 = session.proto_level == 5
+        name = "auth_on_subscribe_m5" if v5 else "auth_on_subscribe"
+        if not self.hooks.active(name):
+            ok = self.config["allow_anonymous"]
+            return [qos if ok else 0x87 if v5 else 0x80 for _, qos in topics]
+        res, mods = self.hooks.all_till_ok(name, session.username, session.sid, topics,
+                                           *((props or {},) if v5 else ()))
+        if res != "ok":
+            self.metrics.counters["mqtt_subscribe_auth_error"] += 1
+            return [0x87 if v5 else 0x80] * len(topics)
+        if mods and "topics" in mods:
+            return [qos for _, qos in mods["topics"]]
+        return [qos for _, qos in topics]
+
+    # -- routing ------------------------------------------------------------
+    def publish(self, msg: Msg) -> int:
+        """Route one message to every matching queue; returns the number of deliveries."""
+        if msg.retain:
+            self.retain.put(msg)
+        deliveries, groups = self.router.match(msg.mountpoint, msg.topic)
+        queues = self.registry.queues
+        upgrade = self.config["upgrade_outgoing_qos"]
+        sender = msg.sender
+        n = 0
+        for d in deliveries:
+            sub_qos = d.qos_not_local if d.sid == sender else d.qos
+            if sub_qos < 0:
+                continue  # only no_local subscriptions of the publisher itself
+            queue = queues.get(d.sid) or self.registry.queue_for(d.sid)
+            if queue is None:
+                continue
+            qos = sub_qos if upgrade else min(msg.qos, sub_qos)
+            queue.enqueue(msg, qos, msg.retain and d.retain_as_published, d.sub_ids)
+            n += 1
+        for _group, members in groups:
+            n += self._deliver_shared(msg, members)
+        self.metrics.counters["router_matches_local"] += n
+        return n
+
+    def _deliver_shared(self, msg: Msg, members: dict) -> int:
+        """One member of a shared group gets the message: an online one if any."""
+        queues = self.registry.queues
+        online = [sid for sid in members if (q := queues.get(sid)) is not None and q.online]
+        candidates = online or [sid for sid in members if sid != msg.sender]
+        if not candidates:
+            return 0
+        sid = random.choice(candidates)
+        queue = queues.get(sid) or self.registry.queue_for(sid)
+        if queue is None:
+            return 0
+        sub: Subscription = members[sid]
+        queue.enqueue(msg, min(msg.qos, sub.qos), False, (sub.sub_id,) if sub.sub_id else ())
+        return 1
+
+    def deliver_retained(self, queue: Queue, filt: str, sub: Subscription) -> None:
+        sub_ids = (sub.sub_id,) if sub.sub_id else ()
+        for m in self.retain.match(queue.sid[0], filt):
+            queue.enqueue(m, min(m.qos, sub.qos), True, sub_ids)
+
+    def publish_will(self, session, will: P.Will) -> None:
+        """Publish a will now, or after its v5 Will Delay Interval unless the session resumes."""
+        msg = Msg(will.topic, will.payload, will.qos, will.retain, will.properties, session.mountpoint,
+                  sender=session.sid)
+        delay = (will.properties or {}).get("will_delay_interval", 0)
+        if session.expiry is not None:
+            delay = min(delay, session.expiry)
+        if delay:
+            gevent.spawn_later(delay, self._delayed_will, session, msg)
+        elif self.authorize_publish(session, msg):
+            self.publish(msg)
+            self.msg_store.flush()
+
+    def _delayed_will(self, session, msg: Msg) -> None:
+        queue = self.registry.queues.get(session.sid)
+        if queue is not None and queue.online:
+            return  # the session resumed within the delay: the will is cancelled
+        if self.authorize_publish(session, msg):
+            self.publish(msg)
+            self.msg_store.flush()

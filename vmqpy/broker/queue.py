@@ -1,0 +1,327 @@
+"""The per-client-id queue: holds a subscriber's messages and feeds its session.
+
+Publishers call `enqueue` (a non-blocking append plus a wake-up); the queue's
+own greenlet, alive while a session is attached, drains `pending` in batches
+as the session's in-flight window allows and writes each batch with one send.
+
+Where messages live:
+- `pending` (memory): messages to send, bounded by max_online_messages.
+- `inflight` (memory): sent QoS 1/2 messages awaiting their ack, by packet id;
+  they survive a reconnect of a persistent session and are resent with DUP.
+- the message store (RocksDB): QoS 1/2 messages that arrive for a persistent
+  session while it is offline, and everything after them until that backlog is
+  drained, so order holds; they leave the store only when acked. `backlog`
+  counts the stored entries not yet read back into memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import gevent
+from gevent.event import Event
+
+from vmqpy.broker.message import Msg
+
+if TYPE_CHECKING:
+    from vmqpy.broker.node import Node
+    from vmqpy.broker.session import Session
+
+REFILL_BATCH = 500
+RETAIN_FLAG = 4  # delivery flags stored with an entry: qos in bits 0-1, retain in bit 2
+
+
+@dataclass(slots=True)
+class QueueOpts:
+    max_online_messages: int = 1000
+    max_offline_messages: int = 1000
+    queue_type: str = "fifo"
+    persistent: bool = False
+    deliver_mode: str = "fanout"
+
+
+class Out:
+    """One delivery of a message to this queue's subscriber."""
+
+    __slots__ = ("msg", "qos", "retain", "sub_ids", "seq", "pid", "released", "owner", "sent_at")
+
+    def __init__(self, msg: Msg, qos: int, retain: bool, sub_ids: tuple = (), seq: int | None = None):
+        self.msg = msg
+        self.qos = qos
+        self.retain = retain
+        self.sub_ids = sub_ids
+        self.seq = seq          # set when the entry is in the message store
+        self.pid = 0
+        self.released = False  # QoS 2: PUBREC received, PUBREL sent
+        self.owner: Session | None = None
+        self.sent_at = 0.0
+
+
+class Queue:
+    def __init__(self, node: Node, sid: tuple[str, str], opts: QueueOpts) -> None:
+        self.node = node
+        self.sid = sid
+        self.key = f"{sid[0]}\x00{sid[1]}"
+        self.opts = opts
+        self.pending: deque[Out] = deque()
+        self.inflight: dict[int, Out] = {}
+        self.awaiting_rel: set[int] = set()  # inbound QoS 2 ids between PUBREC and PUBREL
+        self.sessions: list[Session] = []
+        self.backlog = node.msg_store.count(self.key) if opts.persistent else 0
+        self._cursor: int | None = None  # last store seq read into memory
+        self._next_pid = 1
+        self._rr = 0
+        self._wake = Event()
+        self._greenlet: gevent.Greenlet | None = None
+        self.offline_since: float | None = time.time()
+        self.expiry_timer: gevent.Greenlet | None = None
+
+    # -- sessions -----------------------------------------------------------
+    def attach(self, session: Session) -> None:
+        self.sessions.append(session)
+        self.offline_since = None
+        if self.expiry_timer is not None:
+            self.expiry_timer.kill(block=False)
+            self.expiry_timer = None
+        self._resend_inflight(session)
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._run)
+        self._wake.set()
+
+    def detach(self, session: Session) -> None:
+        if session in self.sessions:
+            self.sessions.remove(session)
+        for out in self.inflight.values():
+            if out.owner is session:
+                out.owner = None
+        if not self.sessions:
+            self.offline_since = time.time()
+            self._cursor = None  # re-read stored entries from the start next time
+            self.backlog = self._stored_not_inflight()
+            self._drop_stored_pending()
+            self._wake.set()
+
+    def _stored_not_inflight(self) -> int:
+        if not self.opts.persistent:
+            return 0
+        inflight_stored = sum(1 for o in self.inflight.values() if o.seq is not None)
+        return self.node.msg_store.count(self.key) - inflight_stored
+
+    def _drop_stored_pending(self) -> None:
+        # Stored entries will be read again from the store; keep only memory-only ones.
+        if any(o.seq is not None for o in self.pending):
+            self.pending = deque(o for o in self.pending if o.seq is None)
+
+    @property
+    def online(self) -> bool:
+        return bool(self.sessions)
+
+    # -- publishers ---------------------------------------------------------
+    def enqueue(self, msg: Msg, qos: int, retain: bool, sub_ids: tuple = ()) -> None:
+        """Accept one message for this subscriber; never blocks the caller."""
+        metrics = self.node.metrics
+        metrics.counters["queue_message_in"] += 1
+        if qos and self.opts.persistent and (self.backlog or not self.sessions):
+            self._store(msg, qos, retain)
+        elif self.sessions:
+            self._push(Out(msg, qos, retain, sub_ids), self.opts.max_online_messages)
+        elif qos or not self.opts.persistent:
+            self._drop(msg, "queue_full" if self.opts.persistent else "not_persistent")
+        else:
+            self._push(Out(msg, qos, retain, sub_ids), self.opts.max_offline_messages)
+        if self.sessions:
+            self._wake.set()
+
+    def _push(self, out: Out, limit: int) -> None:
+        pending = self.pending
+        if limit and len(pending) >= limit:
+            if self.opts.queue_type == "fifo":
+                self._drop(out.msg, "queue_full")
+                return
+            self._drop(pending.popleft().msg, "queue_full")
+        pending.append(out)
+
+    def _store(self, msg: Msg, qos: int, retain: bool) -> None:
+        limit = self.opts.max_offline_messages
+        if limit and self.backlog >= limit:
+            if self.opts.queue_type == "fifo":
+                self._drop(msg, "queue_full")
+                return
+            self._drop_oldest_stored()
+        self.node.msg_store.append(self.key, msg, qos | (RETAIN_FLAG if retain else 0))
+        self.backlog += 1
+        if not self.sessions:
+            self.node.hooks_event("on_offline_message", self.sid, qos, msg.topic, msg.payload, retain)
+
+    def _drop_oldest_stored(self) -> None:
+        oldest = self.node.msg_store.read(self.key, 1, after=self._cursor)
+        if oldest:
+            seq, msg, _flags = oldest[0]
+            self.node.msg_store.remove(self.key, seq, msg.ref)
+            self.backlog -= 1
+            self._drop(msg, "queue_full")
+
+    def _drop(self, msg: Msg, reason: str) -> None:
+        self.node.metrics.counters["queue_message_drop"] += 1
+        self.node.hooks_event("on_message_drop", self.sid, (msg.topic, msg.payload, msg.qos, msg.retain),
+                              reason)
+
+    # -- the queue greenlet -------------------------------------------------
+    def _run(self) -> None:
+        retry = self.node.config["retry_interval"]
+        try:
+            while self.sessions:
+                self._wake.wait(timeout=retry or None)
+                self._wake.clear()
+                if self.sessions:
+                    self._deliver()
+                    if retry:
+                        self._retry_v3(retry)
+        finally:
+            self._greenlet = None
+
+    def _refill(self) -> None:
+        """Move the next stored entries into memory, oldest first."""
+        want = REFILL_BATCH - len(self.pending)
+        if want <= 0:
+            return
+        rows = self.node.msg_store.read(self.key, want, after=self._cursor)
+        for seq, msg, flags in rows:
+            self.pending.append(Out(msg, flags & 3, bool(flags & RETAIN_FLAG), (), seq))
+            self._cursor = seq
+        self.backlog = max(0, self.backlog - len(rows)) if rows else 0
+
+    def _pick_session(self) -> Session:
+        if len(self.sessions) == 1 or self.opts.deliver_mode == "fanout":
+            return self.sessions[0]
+        self._rr = (self._rr + 1) % len(self.sessions)
+        return self.sessions[self._rr]
+
+    def _deliver(self) -> None:
+        if self.backlog and len(self.pending) < REFILL_BATCH // 2:
+            self._refill()
+        if not self.pending:
+            return
+        now = time.time()
+        pending = self.pending
+        take = pending.pop if self.opts.queue_type == "lifo" else pending.popleft
+        peek = -1 if self.opts.queue_type == "lifo" else 0
+        by_session: dict[Session, list[bytes]] = {}
+        room = {s: s.send_window() - s.inflight_count for s in self.sessions}
+        sent = expired = 0
+        while pending:
+            out = pending[peek]
+            if out.msg.expiry is not None and out.msg.expiry <= now:
+                take()
+                self._forget(out)
+                expired += 1
+                continue
+            targets = self.sessions if self.opts.deliver_mode == "fanout" else [self._pick_session()]
+            if out.qos and any(room[s] <= 0 for s in targets):
+                break
+            take()
+            for s in targets:
+                frame = self._frame_for(s, out)
+                if frame is not None:
+                    by_session.setdefault(s, []).append(frame)
+                    if out.qos:
+                        room[s] -= 1
+            sent += 1
+            if self.backlog and len(pending) < REFILL_BATCH // 4:
+                self._refill()
+        counters = self.node.metrics.counters
+        counters["queue_message_out"] += sent
+        counters["queue_message_expired"] += expired
+        for s, frames in by_session.items():
+            s.send_frames(frames)
+
+    def _frame_for(self, session: Session, out: Out) -> bytes | None:
+        """Encode `out` for `session`, taking a packet id for QoS 1/2."""
+        if out.qos:
+            if out.owner is not None:  # fanout to several sessions: each gets its own copy
+                out = Out(out.msg, out.qos, out.retain, out.sub_ids, None)
+            out.pid = self._alloc_pid()
+            out.owner = session
+            out.sent_at = time.monotonic()
+            self.inflight[out.pid] = out
+            session.inflight_count += 1
+        return session.encode_publish(out, dup=False)
+
+    def _alloc_pid(self) -> int:
+        pid = self._next_pid
+        while pid in self.inflight:
+            pid = pid % 65535 + 1
+        self._next_pid = pid % 65535 + 1
+        return pid
+
+    def _forget(self, out: Out) -> None:
+        """Drop an entry for good (acked or expired): remove it from the store."""
+        if out.seq is not None:
+            self.node.msg_store.remove(self.key, out.seq, out.msg.ref)
+
+    def _resend_inflight(self, session: Session) -> None:
+        frames = []
+        for out in self.inflight.values():
+            if out.owner is None:
+                out.owner = session
+                session.inflight_count += 1
+                frames.append(session.encode_pubrel(out.pid) if out.released
+                              else session.encode_publish(out, dup=True))
+        if frames:
+            session.send_frames(frames)
+
+    def _retry_v3(self, interval: float) -> None:
+        """v3 only: resend QoS 1/2 messages unacked for retry_interval (v5 resends on reconnect)."""
+        now = time.monotonic()
+        due: dict[Session, list[bytes]] = {}
+        for out in self.inflight.values():
+            s = out.owner
+            if s is not None and s.proto_level < 5 and now - out.sent_at >= interval:
+                out.sent_at = now
+                due.setdefault(s, []).append(
+                    s.encode_pubrel(out.pid) if out.released else s.encode_publish(out, dup=True))
+        for s, frames in due.items():
+            s.send_frames(frames)
+
+    # -- acks from the subscriber's session greenlet ------------------------
+    def acked(self, session: Session, pid: int, pubrec: bool = False) -> bool:
+        """PUBACK/PUBCOMP (or PUBREC with pubrec=True) for packet id `pid`."""
+        out = self.inflight.get(pid)
+        if out is None or out.owner is not session:
+            return False
+        if pubrec:
+            out.released = True
+            return True
+        del self.inflight[pid]
+        session.inflight_count -= 1
+        self._forget(out)
+        self._wake.set()
+        return True
+
+    # -- teardown -----------------------------------------------------------
+    def persist_memory(self) -> None:
+        """On shutdown: write QoS 1/2 entries held only in memory to the store, in order."""
+        if not self.opts.persistent:
+            return
+        for out in [*self.inflight.values(), *self.pending]:
+            if out.qos and out.seq is None:
+                self.node.msg_store.append(self.key, out.msg, out.qos | (RETAIN_FLAG if out.retain else 0))
+
+    def purge(self) -> None:
+        """Forget every message (clean start or session expiry)."""
+        self.pending.clear()
+        self.inflight.clear()
+        self.awaiting_rel.clear()
+        if self.opts.persistent:
+            self.node.msg_store.delete_queue(self.key)
+        self.backlog = 0
+        self._cursor = None
+        if self.expiry_timer is not None:
+            self.expiry_timer.kill(block=False)
+            self.expiry_timer = None
+
+    def size(self) -> int:
+        return len(self.pending) + len(self.inflight) + self.backlog

@@ -1,0 +1,178 @@
+"""Client id -> queue: registration, takeover, persistent sessions and expiry.
+
+Persistent sessions (v3 clean_session=0, v5 Session Expiry Interval > 0)
+are recorded in the metadata store ('sessions' and 'subscriptions' prefixes)
+so a restarted node keeps them; their queues are created lazily, when a
+message arrives for them or the client reconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import gevent
+
+from vmqpy.broker.queue import Queue, QueueOpts
+from vmqpy.broker.router import Subscription
+from vmqpy.mqtt.topic import parse_shared
+
+if TYPE_CHECKING:
+    from vmqpy.broker.node import Node
+    from vmqpy.broker.session import Session
+
+log = logging.getLogger(__name__)
+
+SESSIONS = "sessions"
+SUBSCRIPTIONS = "subscriptions"
+NEVER = None  # session expiry: never
+
+
+def split_filter(filt: str) -> tuple[str, str | None]:
+    """('a/b', None) for a plain filter, ('a/b', 'group') for $share/group/a/b."""
+    shared = parse_shared(filt)
+    return (shared[1], shared[0]) if shared else (filt, None)
+
+
+class Registry:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.queues: dict[tuple[str, str], Queue] = {}
+        self.sessions: dict[tuple[str, str], dict] = dict(node.metadata.fold(SESSIONS))
+        self.subscriptions: dict[tuple[str, str], dict[str, Subscription]] = {}
+        for sid, subs in node.metadata.fold(SUBSCRIPTIONS):
+            table = {f: Subscription.from_dict(d) for f, d in subs.items()}
+            self.subscriptions[sid] = table
+            for filt, sub in table.items():
+                node.router.add(sid, *self._route_key(filt, sub))
+        for sid, meta in self.sessions.items():
+            self._schedule_expiry(sid, meta)
+
+    @staticmethod
+    def _route_key(filt: str, sub: Subscription) -> tuple:
+        plain, group = split_filter(filt)
+        return plain, sub, group
+
+    # -- sessions -----------------------------------------------------------
+    def register(self, session: Session, sid: tuple[str, str], clean_start: bool,
+                 expiry: float | None, opts: QueueOpts) -> tuple[Queue, bool]:
+        """Attach `session` to the queue of `sid`; returns (queue, session_present)."""
+        queue = self.queue_for(sid)
+        if queue is not None and queue.sessions and not self.node.config["allow_multiple_sessions"]:
+            for old in list(queue.sessions):
+                queue.detach(old)
+                old.taken_over()
+        if queue is not None and clean_start:
+            self._destroy(sid, queue)
+            queue = None
+        present = queue is not None
+        if queue is None:
+            queue = Queue(self.node, sid, opts)
+            self.queues[sid] = queue
+            self.node.metrics.counters["queue_setup"] += 1
+        else:
+            queue.opts.max_online_messages = opts.max_online_messages
+            queue.opts.max_offline_messages = opts.max_offline_messages
+            queue.opts.queue_type = opts.queue_type
+        queue.opts.persistent = expiry != 0
+        if queue.opts.persistent:
+            meta = {"expiry": expiry, "offline_since": None}
+            self.sessions[sid] = meta
+            self.node.metadata.put(SESSIONS, sid, meta)
+        elif sid in self.sessions:
+            del self.sessions[sid]
+            self.node.metadata.delete(SESSIONS, sid)
+        queue.attach(session)
+        return queue, present
+
+    def unregister(self, session: Session, queue: Queue, expiry: float | None) -> None:
+        """The session closed: keep a persistent queue offline, drop a clean one."""
+        if session not in queue.sessions:
+            return  # taken over: the queue belongs to a newer session now
+        queue.detach(session)
+        if queue.sessions:
+            return
+        sid = queue.sid
+        if expiry == 0:
+            self._destroy(sid, queue)
+            self.node.hooks_event("on_client_gone", sid)
+            return
+        meta = {"expiry": expiry, "offline_since": time.time()}
+        self.sessions[sid] = meta
+        self.node.metadata.put(SESSIONS, sid, meta)
+        queue.opts.persistent = True
+        self._schedule_expiry(sid, meta)
+        self.node.hooks_event("on_client_offline", sid)
+
+    def _schedule_expiry(self, sid: tuple[str, str], meta: dict) -> None:
+        if meta["expiry"] is NEVER or meta["offline_since"] is None:
+            return
+        delay = max(0.0, meta["offline_since"] + meta["expiry"] - time.time())
+        timer = gevent.spawn_later(delay, self.expire, sid)
+        queue = self.queues.get(sid)
+        if queue is not None:
+            queue.expiry_timer = timer
+
+    def expire(self, sid: tuple[str, str]) -> None:
+        queue = self.queues.get(sid)
+        if queue is not None and queue.sessions:
+            return
+        log.info("session %s expired", sid)
+        self._destroy(sid, queue)
+        self.node.hooks_event("on_session_expired", sid)
+
+    def _destroy(self, sid: tuple[str, str], queue: Queue | None) -> None:
+        for filt in list(self.subscriptions.get(sid, ())):
+            self.unsubscribe(sid, filt)
+        self.subscriptions.pop(sid, None)
+        self.node.metadata.delete(SUBSCRIPTIONS, sid)
+        if queue is None:
+            self.node.msg_store.delete_queue(f"{sid[0]}\x00{sid[1]}")
+        else:
+            queue.purge()
+            self.node.metrics.counters["queue_teardown"] += 1
+        self.queues.pop(sid, None)
+        if self.sessions.pop(sid, None) is not None:
+            self.node.metadata.delete(SESSIONS, sid)
+
+    def queue_for(self, sid: tuple[str, str]) -> Queue | None:
+        """The queue of `sid`, loading an offline persistent one on first use."""
+        queue = self.queues.get(sid)
+        if queue is None and sid in self.sessions:
+            cfg = self.node.config
+            queue = Queue(self.node, sid, QueueOpts(
+                cfg["max_online_messages"], cfg["max_offline_messages"], cfg["queue_type"], True,
+                cfg["queue_deliver_mode"]))
+            self.queues[sid] = queue
+            self.node.metrics.counters["queue_initialized_from_storage"] += 1
+        return queue
+
+    # -- subscriptions ------------------------------------------------------
+    def subscribe(self, sid: tuple[str, str], filt: str, sub: Subscription) -> bool:
+        """Add or replace one subscription; True if it did not exist before."""
+        table = self.subscriptions.setdefault(sid, {})
+        existed = filt in table
+        table[filt] = sub
+        self.node.router.add(sid, *self._route_key(filt, sub))
+        self._persist_subs(sid)
+        return not existed
+
+    def unsubscribe(self, sid: tuple[str, str], filt: str) -> bool:
+        table = self.subscriptions.get(sid)
+        if not table or filt not in table:
+            return False
+        del table[filt]
+        plain, group = split_filter(filt)
+        self.node.router.remove(sid, plain, group)
+        self._persist_subs(sid)
+        return True
+
+    def _persist_subs(self, sid: tuple[str, str]) -> None:
+        if sid in self.sessions:
+            table = self.subscriptions.get(sid) or {}
+            self.node.metadata.put(SUBSCRIPTIONS, sid, {f: s.to_dict() for f, s in table.items()})
+
+    def persist_subscriptions(self, sid: tuple[str, str]) -> None:
+        """Write the subscriptions of a session that just became persistent."""
+        self._persist_subs(sid)
