@@ -2,12 +2,14 @@
 
 A hook function returns one of:
   "ok"                     accept
-  ("ok", {modifiers})      accept and rewrite (topic, payload, qos, ...)
+  ("ok", {modifiers})      accept and rewrite (topic, payload, qos, topics, ...)
   "next"                   no opinion: ask the next plugin
   ("error", reason)        refuse
 A hook that raises is logged and counts as "next": it never crashes a session
-and never grants access. Callers on the hot path test `hooks.active(name)` (a
-set lookup) before building arguments, so an unimplemented hook costs nothing.
+and never grants access. Any other answer stops the chain as an error, as
+VerneMQ's vmq_plugin does, so a buggy plugin refuses rather than grants.
+Callers on the hot path test `hooks.active(name)` (a set lookup) before
+building arguments, so an unimplemented hook costs nothing.
 """
 
 from __future__ import annotations
@@ -22,19 +24,21 @@ OK = "ok"
 NEXT = "next"
 ERROR = "error"
 
-# Every hook VerneMQ defines, by chain kind.
+# Every hook VerneMQ defines, by the chain kind VerneMQ calls it with.
 ALL_TILL_OK_HOOKS = (
     "auth_on_register", "auth_on_register_m5",
     "auth_on_publish", "auth_on_publish_m5",
     "auth_on_subscribe", "auth_on_subscribe_m5",
     "on_auth_m5",
+    "on_deliver", "on_deliver_m5",
+    "on_unsubscribe", "on_unsubscribe_m5",
 )
 ALL_HOOKS = (
     "on_register", "on_register_m5",
     "on_publish", "on_publish_m5",
     "on_subscribe", "on_subscribe_m5",
-    "on_unsubscribe", "on_unsubscribe_m5",
-    "on_deliver", "on_deliver_m5",
+    "on_topic_unsubscribed",
+    "on_delivery_complete",
     "on_offline_message", "on_client_wakeup", "on_client_offline",
     "on_client_gone", "on_session_expired", "on_message_drop",
     "on_config_change",
@@ -55,7 +59,9 @@ class Hooks:
     def register(self, owner: str, name: str, fn: Callable[..., Any]) -> None:
         if name not in KNOWN_HOOKS:
             raise ValueError(f"unknown hook {name!r}")
-        self._chains.setdefault(name, []).append((owner, fn))
+        # Copy on write: a chain being run by a greenlet that yields inside a
+        # hook keeps iterating the list it started with.
+        self._chains[name] = [*self._chains.get(name, ()), (owner, fn)]
         self._active.add(name)
 
     def unregister(self, owner: str) -> None:
@@ -78,7 +84,8 @@ class Hooks:
         """Run the chain until a hook says ok or error.
 
         Returns ("ok", modifiers_dict), ("error", reason) or ("next", None)
-        when no hook answered (VerneMQ's no_matching_hook_found).
+        when no hook answered (VerneMQ's plugin_chain_exhausted: the caller
+        refuses auth).
         """
         for owner, fn in self._chains.get(name, ()):
             try:
@@ -92,11 +99,12 @@ class Hooks:
                 continue
             if isinstance(res, tuple) and len(res) == 2:
                 kind, value = res
-                if kind == OK:
+                if kind == OK and (value is None or isinstance(value, dict)):
                     return OK, dict(value or {})
                 if kind == ERROR:
                     return ERROR, value
-            log.error("hook %s of plugin %s returned %r; treated as next", name, owner, res)
+            log.error("hook %s of plugin %s returned %r; treated as error", name, owner, res)
+            return ERROR, res
         return NEXT, None
 
     def all(self, name: str, *args: Any) -> None:

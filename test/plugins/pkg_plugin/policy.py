@@ -1,0 +1,1 @@
+DENIED_USER = "mallory"
