@@ -81,11 +81,14 @@ class Queue:
 
     # -- sessions -----------------------------------------------------------
     def attach(self, session: Session) -> None:
+        """Make `session` a receiver; deliveries start with `start_delivery` (after CONNACK)."""
         self.sessions.append(session)
         self.offline_since = None
         if self.expiry_timer is not None:
             self.expiry_timer.kill(block=False)
             self.expiry_timer = None
+
+    def start_delivery(self, session: Session) -> None:
         self._resend_inflight(session)
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._run)

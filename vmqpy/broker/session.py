@@ -300,6 +300,7 @@ class Session:
         connack = P.Connack(present, 0, self._connack_props(assigned) if level == 5 else None)
         self._connack(connack, level)
         node.metrics.counters["mqtt_connack_accepted_sent"] += 1
+        queue.start_delivery(self)
         self.sock.settimeout(self.keepalive * 1.5 if self.keepalive else None)
         node.hooks_event("on_register_m5" if level == 5 else "on_register", self.peer, self.sid,
                          self.username, *((props,) if level == 5 else ()))
