@@ -53,6 +53,7 @@ class Connect:
     password: bytes | None = None
     will: Will | None = None
     properties: dict | None = None
+    bridge: bool = False  # protocol level had bit 7 set (mosquitto's try_private bridges)
     type = CONNECT
 
 
