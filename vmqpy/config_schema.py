@@ -151,6 +151,27 @@ class IntList(Type):
         return ",".join(map(str, value))
 
 
+@dataclass(frozen=True)
+class EnumList(Type):
+    """A comma separated list of some of `choices`."""
+
+    choices: tuple[str, ...]
+
+    @property
+    def describe(self) -> str:
+        return "comma separated list of " + ", ".join(self.choices)
+
+    def parse(self, text: str, base_dir: str) -> list[str]:
+        values = [item.strip() for item in text.split(",") if item.strip()]
+        wrong = [v for v in values if v not in self.choices]
+        if wrong:
+            raise ValueError(f"{wrong[0]} is not one of {', '.join(self.choices)}")
+        return values
+
+    def fmt(self, value: list[str]) -> str:
+        return ",".join(value)
+
+
 class Address(Type):
     describe = "IP:PORT (IPv6 as [ADDR]:PORT)"
 
@@ -263,6 +284,12 @@ LISTENER_OPTIONS = (
                    "Minimum TLS protocol version.", TLS_KINDS, False),
     ListenerOption("ciphers", STR, "", "Allowed ciphers, colon separated (empty: OpenSSL's defaults).",
                    TLS_KINDS, False),
+)
+HTTP_MODULES = ("vmq_status_http", "vmq_health_http", "vmq_metrics_http", "vmq_http_mgmt_api")
+LISTENER_OPTIONS += (
+    ListenerOption("http_modules", EnumList(HTTP_MODULES), ",".join(HTTP_MODULES),
+                   "HTTP modules a listener serves: vmq_status_http (/status), vmq_health_http (/health), "
+                   "vmq_metrics_http (/metrics), vmq_http_mgmt_api (/api/v1).", ("http",), False),
 )
 LISTENER_OPTION_NAMES = frozenset(option.name for option in LISTENER_OPTIONS)
 
@@ -421,6 +448,9 @@ KEYS: tuple[Key, ...] = (
         "MQTT 5 topic aliases a client may use towards the broker (0: none).", runtime=True),
     Key("topic_alias_max_broker", Int(maximum=65535), "0",
         "MQTT 5 topic aliases the broker may use towards a client (0: none).", runtime=True),
+    Key("max_keepalive", Int(maximum=65535), "0",
+        "MQTT 5: largest keep alive a client may use; one asking more, or none, gets this as "
+        "Server Keep Alive (0: accept the client's).", runtime=True),
     Key("response_information", STR, "",
         "MQTT 5 response information sent to clients that ask for it (empty: none)."),
     Key("mqtt_connect_timeout", MS, "5000",

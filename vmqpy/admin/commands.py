@@ -1,24 +1,81 @@
-"""The command tree behind the admin socket: `vernemq` and `vmq-admin` commands.
+"""The command tree behind the admin socket and /api/v1: `vernemq` and `vmq-admin` commands.
 
-Each command is one function taking the node and its parsed `key=value`
-arguments (VerneMQ's style: `session show --client_id=x` or `client_id=x`)
-and returning (ok, text).
+Each command is one function taking the node and its parsed arguments
+(VerneMQ's style: `session show --client_id=x`, `client-id=x`, bare flags
+like `--cleanup`) and returning (ok, output). Output is text or a `Table`:
+vmq-admin prints a table framed as VerneMQ does, /api/v1 returns its rows as
+JSON. A command's docstring is its `--help` text; its first line describes
+it in the usage listing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import gevent
 
+from vmqpy import __version__
+from vmqpy.admin.apikeys import ApiKeys, new_key, parse_expiry
 from vmqpy.admin.table import render_table
+from vmqpy.config import ConfigError
+from vmqpy.config import Listener as ListenerSpec
+from vmqpy.config_schema import LISTENER_OPTIONS
+from vmqpy.metrics import fmt_value
+from vmqpy.mqtt import reasons as R
 
 if TYPE_CHECKING:
     from vmqpy.broker.node import Node
 
-Command = Callable[["Node", dict[str, str]], tuple[bool, str]]
+
+class Args(dict[str, str]):
+    """Parsed arguments; `bare` names the flags given without a value (`--client_id`, value
+    'true'), `valued` those given with one (a word may be both: `--client_id=x --client_id`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bare: set[str] = set()
+        self.valued: set[str] = set()
+
+
+@dataclass
+class Table:
+    rows: list[dict[str, Any]]
+    columns: list[str]
+
+    def __str__(self) -> str:
+        return render_table([{c: _cell(r.get(c)) for c in self.columns} for r in self.rows], self.columns)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+Output = str | Table
+Result = tuple[bool, Output]
+Command = Callable[["Node", Args], Result]
 COMMANDS: dict[tuple[str, ...], Command] = {}
+
+# What `vmq-admin` says about each command group (VerneMQ's wording).
+GROUPS = {
+    "node": "Manage this node",
+    "cluster": "Manage this node's cluster membership",
+    "session": "Retrieve session information",
+    "plugin": "Manage plugin system",
+    "listener": "Manage listener interfaces",
+    "metrics": "Retrieve System Metrics",
+    "api-key": "Manage API keys for the HTTP management interface",
+    "trace": "Trace various aspects of VerneMQ",
+    "retain": "Show and filter MQTT retained messages",
+    "webhooks": "Manage webhooks",
+    "set": "Set a runtime config value (set KEY=VALUE)",
+    "show": "Show config values (show KEY ...)",
+}
+_HIDDEN = {"ping", "stop"}  # used by the `vernemq` script, not listed by vmq-admin
 
 
 def command(*path: str) -> Callable[[Command], Command]:
@@ -28,61 +85,470 @@ def command(*path: str) -> Callable[[Command], Command]:
     return register
 
 
-def parse_args(words: list[str]) -> dict[str, str]:
-    """`--a=1 b=2 --flag` -> {'a': '1', 'b': '2', 'flag': 'true'}."""
-    args = {}
+def parse_args(words: list[str]) -> Args:
+    """`--a=1 b=2 --flag` -> {'a': '1', 'b': '2', 'flag': 'true'} with bare == {'flag'}."""
+    args = Args()
     for word in words:
-        word = word.lstrip("-")
-        key, sep, value = word.partition("=")
-        args[key] = value if sep else "true"
+        key, sep, value = word.lstrip("-").partition("=")
+        if sep:
+            args[key] = value
+            args.valued.add(key)
+        else:
+            args.setdefault(key, "true")
+            args.bare.add(key)
     return args
 
 
-def run_command(node: Node, argv: list[str]) -> tuple[bool, str]:
+def execute(node: Node, argv: list[str]) -> Result:
+    """Run the command `argv` names; usage text for a group, no command or an unknown one."""
     for n in range(len(argv), 0, -1):
-        fn = COMMANDS.get(tuple(argv[:n]))
+        path = tuple(argv[:n])
+        fn = COMMANDS.get(path)
         if fn is not None:
-            return fn(node, parse_args(argv[n:]))
-    known = sorted(" ".join(p) for p in COMMANDS)
-    return False, "Unknown command. Available commands:\n  " + "\n  ".join(known)
+            args = parse_args(argv[n:])
+            if "help" in args.bare:
+                return True, _help(path, fn)
+            return fn(node, args)
+    known = [argv[:n] for n in range(len(argv), 0, -1) if _subcommands(tuple(argv[:n]))]
+    group = tuple(known[0]) if known else ()
+    asked = not argv or argv[len(group):] in ([], ["--help"], ["-h"], ["help"])
+    return asked, usage(group)
 
+
+def run_command(node: Node, argv: list[str]) -> tuple[bool, str]:
+    ok, out = execute(node, argv)
+    return ok, str(out)
+
+
+def _subcommands(prefix: tuple[str, ...]) -> dict[str, str]:
+    """Next words after `prefix` with what they do (a command's first doc line or the group text)."""
+    subs: dict[str, str] = {}
+    for path, fn in COMMANDS.items():
+        if len(path) > len(prefix) and path[:len(prefix)] == prefix and path[0] not in _HIDDEN:
+            word = path[len(prefix)]
+            is_leaf = len(path) == len(prefix) + 1
+            doc = (fn.__doc__ or "").strip().splitlines()
+            subs.setdefault(word, (doc[0] if doc and is_leaf else "") if prefix else GROUPS.get(word, ""))
+    return dict(sorted(subs.items()))
+
+
+def usage(prefix: tuple[str, ...] = ()) -> str:
+    subs = _subcommands(prefix)
+    width = max(map(len, subs), default=0) + 2
+    head = ["Usage: vmq-admin " + " ".join((*prefix, "<sub-command>")), ""]
+    if not prefix:
+        head += ["  Administrate the cluster.", ""]
+    lines = [*head, "  Sub-commands:", *(f"    {w:<{width}}{d}" for w, d in subs.items()),
+             "  Use --help after a sub-command for more details."]
+    return "\n".join(lines)
+
+
+def _help(path: tuple[str, ...], fn: Command) -> str:
+    doc = (fn.__doc__ or "").strip()
+    return f"Usage: vmq-admin {' '.join(path)}\n\n  {doc}"
+
+
+def _usage_error(path: str) -> Result:
+    return False, f"Usage: vmq-admin {path}"
+
+
+# -- node and cluster --------------------------------------------------------------------------------------
 
 @command("ping")
-def ping(node: Node, args: dict) -> tuple[bool, str]:
+def ping(node: Node, args: Args) -> Result:
+    """Answer pong (used by `vernemq ping`)."""
     return True, "pong"
 
 
 @command("stop")
-def stop(node: Node, args: dict) -> tuple[bool, str]:
+def stop(node: Node, args: Args) -> Result:
+    """Stop the node gracefully (used by `vernemq stop`)."""
     gevent.spawn_later(0.05, node.stop)
     return True, "ok"
 
 
-@command("node", "status")
-def node_status(node: Node, args: dict) -> tuple[bool, str]:
-    return True, f"{node.name} running"
+def node_status(node: Node) -> dict[str, Any]:
+    """What `node status` and the HTTP /status page show."""
+    snap = node.metrics.snapshot()
+    return {"node": node.name, "status": "running", "version": __version__,
+            "uptime": int(time.time() - node.started_at),
+            "connections": len(node.sessions), "subscriptions": node.router.count,
+            "retained": node.retain.count, "queues": len(node.registry.queues),
+            "msg_in": snap.get("mqtt_publish_received", 0), "msg_out": snap.get("queue_message_out", 0),
+            "msg_dropped": snap.get("queue_message_drop", 0)}
 
+
+@command("node", "status")
+def node_status_cmd(node: Node, args: Args) -> Result:
+    """Show the status of this node: uptime (seconds), connections, subscriptions, retained, queues."""
+    row = node_status(node)
+    return True, Table([row], list(row))
+
+
+@command("cluster", "show")
+def cluster_show(node: Node, args: Args) -> Result:
+    """Show the cluster's nodes and whether they run (a single node for now)."""
+    return True, Table([{"Node": node.name, "Running": True}], ["Node", "Running"])
+
+
+# -- metrics and config ------------------------------------------------------------------------------------
 
 @command("metrics", "show")
-def metrics_show(node: Node, args: dict) -> tuple[bool, str]:
-    snap = node.metrics.snapshot()
-    return True, "\n".join(f"counter.{k} = {v}" for k, v in sorted(snap.items()))
+def metrics_show(node: Node, args: Args) -> Result:
+    """Show the node's metrics.
+
+  --with-descriptions   precede every metric with its description"""
+    lines = []
+    for s in node.metrics.samples():
+        if "with-descriptions" in args:
+            lines.append(f"# {s.description}")
+        lines.append(f"{s.kind}.{s.name} = {fmt_value(s.value)}")
+    return True, "\n".join(lines)
 
 
-@command("listener", "show")
-def listener_show(node: Node, args: dict) -> tuple[bool, str]:
-    rows = [listener.describe() for listener in node.listeners.all.values()]
-    return True, render_table(rows, ["type", "status", "ip", "port", "mountpoint", "max_conns", "active_conns"])
+@command("set")
+def config_set(node: Node, args: Args) -> Result:
+    """Set runtime config values: set KEY=VALUE [KEY=VALUE ...] (vernemq.conf keys marked runtime)."""
+    changes = {k: args[k] for k in args.valued}
+    if not changes:
+        return _usage_error("set KEY=VALUE ...")
+    try:
+        for key, value in changes.items():
+            node.config.set(key, value)
+    except ConfigError as e:
+        return False, f"Error: {e}"
+    return True, ""
+
+
+@command("show")
+def config_show(node: Node, args: Args) -> Result:
+    """Show the effective value of config keys: show KEY [KEY ...]."""
+    keys = [k for k in args if k in args.bare]
+    if not keys:
+        return _usage_error("show KEY ...")
+    effective = dict(node.config.effective())
+    missing = [k for k in keys if k not in effective]
+    if missing:
+        return False, f"Error: unknown or unset config key {missing[0]}"
+    return True, Table([{"node": node.name, **{k: effective[k] for k in keys}}], ["node", *keys])
+
+
+# -- queries with column selection (session show, retain show) ---------------------------------------------
+
+def _query(rows: Iterable[dict[str, Any]], args: Args, items: list[str], defaults: list[str]) -> Result:
+    """VerneMQ's vmq_ql flags: `--item` picks a column, `--item=value` filters, `--limit=N` (100)."""
+    unknown = [k for k in args if k not in items and k not in ("limit", "rowtimeout")]
+    if unknown:
+        return False, f"Error: invalid flag --{unknown[0]} (valid: {', '.join(items)})"
+    try:
+        limit = int(args.get("limit", "100"))
+    except ValueError:
+        return False, "Error: --limit expects a number"
+    where = {k: args[k] for k in args.valued if k in items}
+    columns = sorted({k for k in args.bare if k in items} or set(defaults))
+    out = []
+    for row in rows:
+        if all(_cell(row.get(k)) == v for k, v in where.items()):
+            out.append(row)
+            if len(out) >= limit:
+                break
+    return True, Table(out, columns)
+
+
+SESSION_ITEMS = ["node", "client_id", "mountpoint", "user", "peer_host", "peer_port", "protocol",
+                 "is_online", "clean_session", "num_sessions", "queue_size", "online_messages",
+                 "offline_messages", "waiting_acks", "topic", "qos"]
+SESSION_DEFAULTS = ["client_id", "is_online", "mountpoint", "peer_host", "peer_port", "user"]
+
+
+def _session_rows(node: Node, with_subscriptions: bool) -> Iterable[dict[str, Any]]:
+    reg = node.registry
+    for sid in sorted(set(reg.queues) | set(reg.sessions)):
+        queue = reg.queues.get(sid)
+        sessions = list(queue.sessions) if queue is not None else []
+        size = queue.size() if queue is not None else node.msg_store.count(f"{sid[0]}\x00{sid[1]}")
+        base = {"node": node.name, "mountpoint": sid[0], "client_id": sid[1], "is_online": bool(sessions),
+                "clean_session": sid not in reg.sessions, "num_sessions": len(sessions), "queue_size": size,
+                "online_messages": size if sessions else 0, "offline_messages": 0 if sessions else size}
+        rows = [base | {"user": s.username or "", "peer_host": s.peer[0], "peer_port": s.peer[1],
+                        "protocol": s.proto_level, "waiting_acks": s.inflight_count} for s in sessions]
+        for row in rows or [base]:
+            if not with_subscriptions:
+                yield row
+                continue
+            for filt, sub in reg.subscriptions.get(sid, {}).items():
+                yield row | {"topic": filt, "qos": sub.qos}
 
 
 @command("session", "show")
-def session_show(node: Node, args: dict) -> tuple[bool, str]:
-    rows = []
-    for s in sorted(node.sessions, key=lambda s: s.client_id):
-        if "client_id" in args and args["client_id"] != s.client_id:
-            continue
-        rows.append({"client_id": s.client_id, "mountpoint": s.mountpoint, "user": s.username or "",
-                     "peer_host": s.peer[0], "peer_port": s.peer[1], "protocol": s.proto_level,
-                     "is_online": True, "queue_size": s.queue.size() if s.queue else 0})
-    return True, render_table(rows, ["client_id", "is_online", "mountpoint", "peer_host", "peer_port",
-                                     "user", "protocol", "queue_size"])
+def session_show(node: Node, args: Args) -> Result:
+    """Show and filter sessions (online and offline).
+
+  --client_id --is_online --mountpoint --peer_host --peer_port --user   the default columns
+  --<item>           show column <item>; items: node client_id mountpoint user peer_host peer_port
+                     protocol is_online clean_session num_sessions queue_size online_messages
+                     offline_messages waiting_acks topic qos
+  --<item>=<value>   only rows where <item> is <value> (e.g. --is_online=false)
+  --limit=<N>        at most N rows (default 100)
+  --topic / --qos    one row per subscription (sessions without any are left out)"""
+    with_subs = "topic" in args or "qos" in args
+    return _query(_session_rows(node, with_subs), args, SESSION_ITEMS, SESSION_DEFAULTS)
+
+
+def _online(node: Node, sid: tuple[str, str]) -> list:
+    return [s for s in node.sessions if s.sid == sid and not s.closed]
+
+
+@command("session", "disconnect")
+def session_disconnect(node: Node, args: Args) -> Result:
+    """Forcefully disconnect a client.
+
+  session disconnect client-id=<ClientId> [--mountpoint=<MP>] [--cleanup]
+  --cleanup also removes its stored messages and subscriptions."""
+    if "client-id" not in args:
+        return _usage_error("session disconnect client-id=<ClientId> [--mountpoint=<MP>] [--cleanup]")
+    sid = (args.get("mountpoint", ""), args["client-id"])
+    cleanup = "cleanup" in args
+    online = _online(node, sid)
+    for session in online:
+        if cleanup:
+            session.expiry = 0  # the session's own cleanup then drops queue and subscriptions
+        session.kick(R.ADMINISTRATIVE_ACTION)
+    if cleanup and not online and sid in node.registry.sessions:
+        node.registry.expire(sid)
+    return True, "Done"
+
+
+@command("session", "reauthorize")
+def session_reauthorize(node: Node, args: Args) -> Result:
+    """Reauthorize the subscriptions of a session.
+
+  session reauthorize username=<Username> client-id=<ClientId> [--mountpoint=<MP>]
+  Runs auth_on_subscribe again for every subscription; drops those now refused."""
+    if "client-id" not in args or "username" not in args:
+        return _usage_error("session reauthorize username=<Username> client-id=<ClientId>")
+    sid = (args.get("mountpoint", ""), args["client-id"])
+    subs = node.registry.subscriptions.get(sid, {})
+    online = _online(node, sid)
+    who = online[0] if online else _OfflineSession(sid, args["username"])
+    dropped = 0
+    for filt, sub in list(subs.items()):
+        (granted,) = node.authorize_subscribe(who, [(filt, sub.qos)], None)
+        if granted >= 0x80:
+            node.registry.unsubscribe(sid, filt)
+            dropped += 1
+    return True, "Done" if dropped else "Unchanged"
+
+
+@dataclass
+class _OfflineSession:
+    """What authorize_subscribe reads of a session, for a client that is not connected."""
+
+    sid: tuple[str, str]
+    username: str
+    proto_level: int = 4
+
+
+RETAIN_ITEMS = ["mountpoint", "topic", "payload", "qos"]
+
+
+@command("retain", "show")
+def retain_show(node: Node, args: Args) -> Result:
+    """Show and filter retained messages.
+
+  --payload --topic      the default columns; --mountpoint --qos also exist
+  --<item>=<value>       only rows where <item> is <value>
+  --limit=<N>            at most N rows (default 100)"""
+    rows = ({"mountpoint": m.mountpoint, "topic": m.topic, "qos": m.qos,
+             "payload": m.payload.decode(errors="replace")}
+            for m in sorted(node.retain.all(), key=lambda m: (m.mountpoint, m.topic)))
+    return _query(rows, args, RETAIN_ITEMS, ["payload", "topic"])
+
+
+# -- listeners ---------------------------------------------------------------------------------------------
+
+def _listener_sets(node: Node) -> list:
+    """The listener collections: MQTT listeners, and the HTTP listeners once they run."""
+    http = getattr(getattr(node, "ops", None), "http", None)
+    return [node.listeners] + ([http] if http is not None else [])
+
+
+def _find_listener(node: Node, args: Args) -> tuple[Any, Any] | None:
+    for listeners in _listener_sets(node):
+        for key, listener in listeners.all.items():
+            host, port = listener.address
+            if host == args.get("address") and str(port) == args.get("port"):
+                return listeners, key
+    return None
+
+
+@command("listener", "show")
+def listener_show(node: Node, args: Args) -> Result:
+    """Show all listeners: MQTT and HTTP."""
+    rows = [listener.describe() for ls in _listener_sets(node) for listener in ls.all.values()]
+    return True, Table(rows, ["type", "status", "ip", "port", "mountpoint", "max_conns", "active_conns"])
+
+
+@command("listener", "stop")
+def listener_stop(node: Node, args: Args) -> Result:
+    """Stop a listener.
+
+  listener stop address=<IP> port=<Port> [--kill_sessions]
+  Connected clients stay unless --kill_sessions."""
+    found = _find_listener(node, args)
+    if found is None:
+        return False, "Error: no listener on that address and port"
+    listeners, key = found
+    listener = listeners.all[key]
+    listeners.stop(listener)
+    if "kill_sessions" in args:
+        for session in [s for s in node.sessions if s.listener is listener]:
+            session.kick(R.ADMINISTRATIVE_ACTION)
+    return True, "Done"
+
+
+@command("listener", "start")
+def listener_start(node: Node, args: Args) -> Result:
+    """Start a stopped listener, or a new MQTT (tcp) listener.
+
+  listener start address=<IP> port=<Port> [--mountpoint=<MP>] [--max_connections=<N>]"""
+    if "address" not in args or "port" not in args:
+        return _usage_error("listener start address=<IP> port=<Port>")
+    found = _find_listener(node, args)
+    created = found is None
+    if found is None:
+        found = _new_mqtt_listener(node, args)
+        if isinstance(found, str):
+            return False, found
+    listeners, key = found
+    try:
+        listeners.start(listeners.all[key])
+    except Exception as e:  # ListenerError, bad address
+        if created:
+            listeners.all.pop(key, None)
+        return False, f"Error: can't start listener: {e}"
+    return True, "Done"
+
+
+def _new_mqtt_listener(node: Node, args: Args) -> tuple[Any, str] | str:
+    from vmqpy.broker.listeners import Listener
+
+    if args.bare & {"ssl", "websocket", "http"}:
+        return "Error: only plain MQTT (tcp) listeners can be started at runtime"
+    try:
+        port = int(args["port"])
+    except ValueError:
+        return "Error: port must be a number"
+    opts = {o.name: node.config[f"listener.tcp.{o.name}"] for o in LISTENER_OPTIONS if "tcp" in o.kinds}
+    if "mountpoint" in args:
+        opts["mountpoint"] = args["mountpoint"]
+    if "max_connections" in args:
+        opts["max_connections"] = float("inf") if args["max_connections"] == "infinity" \
+            else int(args["max_connections"])
+    name = f"{args['address']}:{port}"
+    node.listeners.all[f"tcp.{name}"] = Listener(ListenerSpec("tcp", name, args["address"], port, opts))
+    return node.listeners, f"tcp.{name}"
+
+
+@command("listener", "restart")
+def listener_restart(node: Node, args: Args) -> Result:
+    """Restart a listener (connected clients stay).
+
+  listener restart address=<IP> port=<Port>"""
+    found = _find_listener(node, args)
+    if found is None:
+        return False, "Error: no listener on that address and port"
+    listeners, key = found
+    listeners.stop(listeners.all[key])
+    try:
+        listeners.start(listeners.all[key])
+    except Exception as e:
+        return False, f"Error: can't restart listener: {e}"
+    return True, "Done"
+
+
+@command("listener", "delete")
+def listener_delete(node: Node, args: Args) -> Result:
+    """Delete a listener (stopping it first) until the node restarts.
+
+  listener delete address=<IP> port=<Port>"""
+    found = _find_listener(node, args)
+    if found is None:
+        return False, "Error: no listener on that address and port"
+    listeners, key = found
+    listeners.stop(listeners.all.pop(key))
+    return True, "Done"
+
+
+# -- trace -------------------------------------------------------------------------------------------------
+
+@command("trace", "client")
+def trace_client(node: Node, args: Args) -> Result:
+    """Trace the MQTT traffic of a client.
+
+  trace client client-id=<ClientId> [mountpoint=<MP>] [--trace-timeout=<ms>] [--max-packets=<N>]
+               [--payload-limit=<bytes>]
+  Records the client's packets (both directions) for --trace-timeout ms (default 10000)
+  or until --max-packets packets were seen, then prints them."""
+    from vmqpy.admin.trace import Trace
+
+    if "client-id" not in args:
+        return _usage_error("trace client client-id=<ClientId>")
+    try:
+        timeout = int(args.get("trace-timeout", "10000")) / 1000
+        max_packets = int(args.get("max-packets", "0"))
+        payload_limit = int(args.get("payload-limit", "1024"))
+    except ValueError:
+        return False, "Error: --trace-timeout, --max-packets and --payload-limit expect numbers"
+    trace = Trace(node, args["client-id"], args.get("mountpoint", ""), payload_limit, max_packets)
+    return True, "\n".join(trace.run(timeout))
+
+
+# -- API keys ----------------------------------------------------------------------------------------------
+
+def _add_key(node: Node, key: str, args: Args) -> Result:
+    try:
+        ApiKeys(node.metadata).add(key, args.get("scope", "mgmt"), parse_expiry(args.get("expires")))
+    except ValueError as e:
+        return False, f"Error: {e}"
+    return True, key
+
+
+@command("api-key", "create")
+def api_key_create(node: Node, args: Args) -> Result:
+    """Create a random API key for the HTTP interface and print it.
+
+  api-key create [scope=mgmt|status|metrics|health] [expires=<YYYY-MM-DDTHH:MM:SS>]"""
+    return _add_key(node, new_key(), args)
+
+
+@command("api-key", "add")
+def api_key_add(node: Node, args: Args) -> Result:
+    """Add an API key of your choosing.
+
+  api-key add key=<Key> [scope=...] [expires=...]"""
+    if "key" not in args.valued:
+        return _usage_error("api-key add key=<Key>")
+    ok, out = _add_key(node, args["key"], args)
+    return ok, "Done" if ok else out
+
+
+@command("api-key", "delete")
+def api_key_delete(node: Node, args: Args) -> Result:
+    """Delete an API key.
+
+  api-key delete key=<Key>"""
+    if not args.get("key"):
+        return _usage_error("api-key delete key=<Key>")
+    if not ApiKeys(node.metadata).delete(args["key"]):
+        return False, "Error: no such API key"
+    return True, "Done"
+
+
+@command("api-key", "show")
+def api_key_show(node: Node, args: Args) -> Result:
+    """Show the API keys."""
+    return True, Table(ApiKeys(node.metadata).rows(), ["Key", "Scope", "Expires (UTC)", "has expired"])
+
+
+from vmqpy.admin import plugin_commands  # noqa: E402,F401  (registers `plugin ...` and `webhooks ...`)

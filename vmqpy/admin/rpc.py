@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import ujson
 from gevent.server import StreamServer
 
+from vmqpy.admin import store_commands  # noqa: F401  (registers the store commands)
 from vmqpy.admin.commands import run_command
 
 if TYPE_CHECKING:

@@ -1,0 +1,209 @@
+"""The HTTP listeners (listener.http.<name>): a WSGI app served by gevent's WSGI server.
+
+Routes, each belonging to one of VerneMQ's HTTP modules (a listener serves
+the modules its `http_modules` option names, all four by default):
+
+    /health        vmq_health_http    200 {"status":"OK"}, or 503 {"status":"DOWN","reasons":[...]}
+    /metrics       vmq_metrics_http   Prometheus text format, VerneMQ's metric names, node label
+    /status        vmq_status_http    HTML page polling /status.json
+    /api/v1/...    vmq_http_mgmt_api  vmq-admin commands as JSON; API key (scope mgmt) required
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import ujson
+from gevent.pool import Pool
+from gevent.pywsgi import WSGIServer
+
+from vmqpy.admin.apikeys import ApiKeys
+from vmqpy.admin.commands import Table, execute, node_status
+from vmqpy.broker.listeners import ListenerError
+from vmqpy.metrics import prometheus_text
+
+if TYPE_CHECKING:
+    from vmqpy.broker.node import Node
+
+log = logging.getLogger(__name__)
+
+STATUS_PAGE = Path(__file__).with_name("status") / "index.html"
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# /api/v1 shortcuts VerneMQ accepts
+ALIASES = {("cluster",): ["cluster", "show"], ("sessions",): ["session", "show"],
+           ("listeners",): ["listener", "show"], ("plugins",): ["plugin", "show"]}
+
+Response = tuple[int, list[tuple[str, str]], bytes]
+
+
+def health_concerns(node: Node) -> list[str]:
+    """Why the node does not accept MQTT connections (empty: healthy)."""
+    listeners = list(node.listeners.all.values())
+    if not listeners:
+        return ["No MQTT listener configured"]
+    down = [f"{listener.kind}.{listener.name}" for listener in listeners if not listener.running]
+    return [f"Listeners are not ready: {', '.join(down)}"] if down else []
+
+
+def _json(status: int, value: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    return status, [("Content-Type", "application/json"), *headers], ujson.dumps(value).encode()
+
+
+def _command_json(output: str | Table) -> Any:
+    """clique's JSON writer: a table as rows, text as text, nothing as []."""
+    if isinstance(output, Table):
+        return {"type": "table", "table": [{c: r.get(c) for c in output.columns} for r in output.rows]}
+    return {"type": "text", "text": output} if output else []
+
+
+class App:
+    """The WSGI application of one HTTP listener."""
+
+    def __init__(self, node: Node, modules: Iterable[str]) -> None:
+        self.node = node
+        self.keys = ApiKeys(node.metadata)
+        routes: dict[str, dict[str, Callable[[dict], Response]]] = {
+            "vmq_health_http": {"/health": self.health},
+            "vmq_metrics_http": {"/metrics": self.metrics},
+            "vmq_status_http": {"/status": self.status_page, "/status/": self.status_page,
+                                "/status.json": self.status_json},
+        }
+        self.routes = {path: fn for m in modules for path, fn in routes.get(m, {}).items()}
+        self.api = "vmq_http_mgmt_api" in modules
+
+    def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        handler = self.routes.get(path)
+        if handler is None and self.api and path.startswith("/api/v1/"):
+            handler = self.api_v1
+        try:
+            status, headers, body = handler(environ) if handler else _json(404, {"error": "not found"})
+        except Exception:
+            log.exception("HTTP %s failed", path)
+            status, headers, body = _json(500, {"error": "internal error"})
+        start_response(f"{status} {_REASONS.get(status, '')}", [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
+    def health(self, environ: dict) -> Response:
+        concerns = health_concerns(self.node)
+        if concerns:
+            return _json(503, {"status": "DOWN", "reasons": concerns})
+        return _json(200, {"status": "OK"})
+
+    def metrics(self, environ: dict) -> Response:
+        text = prometheus_text(self.node.metrics, {"node": self.node.name})
+        return 200, [("Content-Type", PROMETHEUS_TYPE)], text.encode()
+
+    def status_page(self, environ: dict) -> Response:
+        return 200, [("Content-Type", "text/html; charset=utf-8")], STATUS_PAGE.read_bytes()
+
+    def status_json(self, environ: dict) -> Response:
+        return _json(200, [node_status(self.node)])
+
+    def api_v1(self, environ: dict) -> Response:
+        if not self.keys.valid(_api_key(environ), "mgmt"):
+            return _json(401, {"error": "unauthorized"}, [("WWW-Authenticate", 'Basic realm="VerneMQ"')])
+        words = [w for w in environ["PATH_INFO"][len("/api/v1/"):].split("/") if w]
+        argv = ALIASES.get(tuple(words), words)
+        for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
+            argv.append(f"{key}={value}" if value else key)
+        ok, output = execute(self.node, argv)
+        if not ok:
+            return _json(400, {"type": "alert", "text": str(output)})
+        return _json(200, _command_json(output))
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+
+
+def _api_key(environ: dict) -> str:
+    """The key of basic auth (as username, password empty) or of an x-api-key header."""
+    header = environ.get("HTTP_X_API_KEY")
+    if header:
+        return header
+    scheme, _, cred = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "basic":
+        return ""
+    try:
+        return base64.b64decode(cred).decode().partition(":")[0]
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
+class HttpListener:
+    """One listener.http.<name> and its WSGI server (same interface as an MQTT Listener)."""
+
+    kind = "http"
+
+    def __init__(self, spec) -> None:
+        self.spec = spec
+        self.name: str = spec.name
+        self.opts: dict = spec.opts
+        self.server: WSGIServer | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self.server is not None:
+            return self.server.address[:2]
+        return self.spec.host, self.spec.port
+
+    @property
+    def running(self) -> bool:
+        return self.server is not None and self.server.started
+
+    @property
+    def connections(self) -> int:
+        pool = self.server.pool if self.server is not None else None
+        return len(pool) if pool is not None else 0
+
+    def describe(self) -> dict:
+        host, port = self.address
+        return {"type": "http", "name": self.name, "status": "running" if self.running else "stopped",
+                "ip": host, "port": port, "mountpoint": "", "max_conns": self.opts.get("max_connections", 0),
+                "active_conns": self.connections}
+
+
+class HttpListeners:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.all: dict[str, HttpListener] = {
+            f"http.{spec.name}": HttpListener(spec) for spec in node.config.listeners if spec.kind == "http"}
+
+    def start_all(self) -> None:
+        for listener in self.all.values():
+            self.start(listener)
+
+    def start(self, listener: HttpListener) -> None:
+        if listener.running:
+            return
+        spec = listener.spec
+        limit = listener.opts.get("max_connections", math.inf)
+        spawn = Pool(int(limit)) if limit != math.inf else "default"
+        server = WSGIServer((spec.host, spec.port), App(self.node, listener.opts.get("http_modules", ())),
+                            spawn=spawn, log=None, error_log=log)
+        try:
+            server.start()
+        except OSError as e:
+            raise ListenerError(f"listener http.{listener.name} on {spec.host}:{spec.port}: "
+                                f"{e.strerror or e}") from e
+        listener.server = server
+        log.info("listener http.%s on %s:%s started", listener.name, *listener.address)
+
+    def stop(self, listener: HttpListener, timeout: float | None = None) -> None:
+        """Stop accepting; with a timeout also end open requests after that many seconds."""
+        server = listener.server
+        if server is not None:
+            server.close() if timeout is None else server.stop(timeout=timeout)
+            listener.server = None
+            log.info("listener http.%s stopped", listener.name)
+
+    def stop_all(self) -> None:
+        for listener in self.all.values():
+            self.stop(listener, timeout=1.0)

@@ -1,0 +1,35 @@
+"""The $SYS tree: every systree_interval ms, each metric as `$SYS/<nodename>/<metric path>`.
+
+As VerneMQ's vmq_systree: the metric name split on `_` is the topic path
+(mqtt_publish_received -> $SYS/VerneMQ@127.0.0.1/mqtt/publish/received), the
+payload is the value as text, QoS 0, not retained, published through the
+normal routing path without auth hooks. Filters starting with a wildcard do
+not match `$` topics, so only explicit `$SYS/...` subscriptions get them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vmqpy.broker.message import Msg
+from vmqpy.metrics import PeriodicReporter, fmt_value, topic_words
+
+if TYPE_CHECKING:
+    from vmqpy.broker.node import Node
+
+
+class Systree(PeriodicReporter):
+    def __init__(self, node: Node) -> None:
+        super().__init__()
+        self.node = node
+
+    def interval(self) -> float | None:
+        cfg = self.node.config
+        ms = cfg["systree_interval"]
+        return ms / 1000 if cfg["systree_enabled"] and ms > 0 else None
+
+    def report(self) -> None:
+        node = self.node
+        prefix = f"$SYS/{node.name}/"
+        for s in node.metrics.samples():
+            node.publish(Msg(prefix + "/".join(topic_words(s.name)), fmt_value(s.value).encode()))
