@@ -6,24 +6,17 @@ Hook functions are called through a real Hooks registry, as the broker calls the
 from __future__ import annotations
 
 import base64
-import json
-import re
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 from types import SimpleNamespace
 
 import gevent
-import gunicorn.config
 import pytest
+from webhooks.endpoint import received, reset, rules, serve
 
 from vmqpy.plugins.hooks import Hooks
 from vmqpy.plugins.vmq_webhooks import events, start
 
-APP_DIR = Path(__file__).resolve().parents[1] / "webhooks"
 SID = ("", "client-1")
 PEER = ("127.0.0.1", 51234)
 
@@ -31,55 +24,13 @@ PEER = ("127.0.0.1", 51234)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """Base URL of a gunicorn-served endpoint app on an ephemeral port."""
-    log = tmp_path_factory.mktemp("gunicorn") / "err.log"
-    log.touch()
-    cmd = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "-b", "127.0.0.1:0",
-           "--keep-alive", "1", "--chdir", str(APP_DIR), "--error-logfile", str(log)]
-    if any(s.name == "control_socket_disable" for s in gunicorn.config.KNOWN_SETTINGS):
-        cmd.append("--no-control-socket")  # gunicorn >= 25 would share one socket path
-    proc = subprocess.Popen(cmd + ["endpoint_app:app"])
-    try:
-        deadline = time.monotonic() + 20
-        while not (found := re.search(r"Listening at: (http://[\d.:]+)", log.read_text())):
-            assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.05)
-        url = found.group(1)
-        while True:  # the worker accepts a little after the master listens
-            try:
-                urllib.request.urlopen(url + "/_requests", timeout=1).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+    with serve(tmp_path_factory.mktemp("gunicorn")) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def control(url: str, path: str, data=None, method: str = "GET"):
-    body = None if data is None else json.dumps(data).encode()
-    req = urllib.request.Request(url + path, data=body, method=method)
-    return json.loads(urllib.request.urlopen(req, timeout=5).read())
-
-
-def rules(url: str, *rules: dict) -> None:
-    control(url, "/_rules", list(rules), "PUT")
-
-
-def received(url: str, n: int | None = None, timeout: float = 5.0) -> list[dict]:
-    """Recorded requests (waits until there are at least n, letting event greenlets run)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = [r for r in control(url, "/_requests") if not r["path"].startswith("/_")]
-        if n is None or len(got) >= n or time.monotonic() > deadline:
-            return got
-        gevent.sleep(0.02)
 
 
 @pytest.fixture
 def hooks(server):
-    control(server, "/_reset", {}, "POST")
+    reset(server)
     return Hooks()
 
 
@@ -367,8 +318,9 @@ def test_runtime_register_deregister(server, hooks, plugin):
     assert hooks.owners("auth_on_register") == ["vmq_webhooks:auth_on_register"]
     assert p.show() == [
         {"hook": "auth_on_register", "endpoint": server + "/x", "base64payload": False,
-         "response_timeout": 1000},
-        {"hook": "on_publish", "endpoint": server + "/x", "base64payload": True, "response_timeout": 5000}]
+         "no_payload": False, "response_timeout": 1000},
+        {"hook": "on_publish", "endpoint": server + "/x", "base64payload": True, "no_payload": False,
+         "response_timeout": 5000}]
     with pytest.raises(ValueError, match="already_registered"):
         p.register("auth_on_register", server + "/x")
     with pytest.raises(ValueError, match="invalid hook"):

@@ -79,6 +79,11 @@ class PluginManager:
         self._stop(plugin)
         return None
 
+    def instance(self, name: str) -> Any:
+        """The object a running plugin's start() returned, None if it is not running."""
+        plugin = self._running.get(name)
+        return None if plugin is None else plugin.instance
+
     def show(self) -> list[dict[str, Any]]:
         return [{"name": p.name, "hooks": list(p.hooks), "path": p.path, "builtin": p.path is None}
                 for p in self._running.values()]

@@ -75,7 +75,7 @@ class WebhooksPlugin:
     def show(self) -> list[dict[str, Any]]:
         """Rows of `webhooks show`."""
         return [{"hook": hook, "endpoint": ep, "base64payload": o.base64_payload,
-                 "response_timeout": o.response_timeout}
+                 "no_payload": o.no_payload, "response_timeout": o.response_timeout}
                 for hook, chain in sorted(self._endpoints.items()) for ep, o in chain]
 
     def cache_stats(self) -> list[dict[str, Any]]:
