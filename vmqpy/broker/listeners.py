@@ -72,8 +72,10 @@ class Listeners:
             return
         spec = listener.spec
         kwargs = self._ssl_args(listener) if listener.kind == "ssl" else {}
-        server = StreamServer((spec.host, spec.port), lambda sock, addr: self._accept(listener, sock, addr),
-                              backlog=1024, **kwargs)
+        inherited = self.node.workers.listen_socket(listener) if self.node.workers is not None else None
+        server = StreamServer(inherited or (spec.host, spec.port),
+                              lambda sock, addr: self._accept(listener, sock, addr),
+                              backlog=None if inherited else 1024, **kwargs)
         try:
             server.start()
         except OSError as e:
@@ -104,6 +106,10 @@ class Listeners:
             self.stop(listener)
 
     def _accept(self, listener: Listener, sock: socket.socket, addr) -> None:
+        if self.node.workers is not None:  # nr_of_workers > 1: the worker owning the client id serves it
+            sock = self.node.workers.adopt(listener, sock, addr)
+            if sock is None:
+                return
         limit = listener.opts.get("max_connections", 0)
         if limit and listener.connections >= limit:
             log.warning("listener %s.%s: max_connections %s reached, refusing %s",

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 
 import gevent
 
 from vmqpy.broker.listeners import Listeners
 from vmqpy.broker.message import Msg
-from vmqpy.broker.queue import Queue
+from vmqpy.broker.overload import OverloadMonitor
+from vmqpy.broker.queue import Out, Queue
 from vmqpy.broker.registry import Registry
 from vmqpy.broker.retain import RetainStore
 from vmqpy.broker.router import Router, Subscription
+from vmqpy.broker.shared import SharedSubscriptions
+from vmqpy.broker.wills import Wills
 from vmqpy.metrics import Metrics
-from vmqpy.mqtt import packets as P
 from vmqpy.plugins.hooks import Hooks
 from vmqpy.store.messages import MessageStore
 from vmqpy.store.metadata import MetadataStore
@@ -35,10 +36,15 @@ class Node:
         self.router = Router()
         self.retain = RetainStore(self.metadata)
         self.registry = Registry(self)
+        self.shared = SharedSubscriptions(self)
+        self.wills = Wills(self)
+        self.overload = OverloadMonitor(self)
         self.sessions: set = set()
         self.listeners = Listeners(self)
         self.plugins = None
         self.admin = None
+        self.ops = None  # vmqpy.admin.services.Operations, once started
+        self.workers = None  # vmqpy.broker.worker_runtime.WorkerRuntime when nr_of_workers > 1
         self.stopped = gevent.event.Event()
         self.metrics.gauge("router_subscriptions", lambda: self.router.count)
         self.metrics.gauge("retain_messages", lambda: self.retain.count)
@@ -48,6 +54,7 @@ class Node:
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
         from vmqpy.admin.rpc import AdminServer
+        from vmqpy.admin.services import Operations  # HTTP listeners, $SYS, Graphite
         from vmqpy.plugins.manager import PluginManager
 
         self.plugins = PluginManager(self.hooks, self.config, self)
@@ -55,12 +62,19 @@ class Node:
         self.admin = AdminServer(self)
         self.admin.start()
         self.listeners.start_all()
+        self.overload.start()
+        if self.workers is None or self.workers.runs_operations:
+            self.ops = Operations(self)
+            self.ops.start()
         log.info("node %s started", self.name)
 
     def stop(self) -> None:
         """Graceful stop: no new clients, wills where due, queues flushed to disk."""
         log.info("node %s stopping", self.name)
+        if self.ops is not None:
+            self.ops.stop()
         self.listeners.stop_all()
+        self.overload.stop()
         for session in list(self.sessions):
             session.kick(0x8B)  # server shutting down
         gevent.sleep(0)  # let the connection greenlets run their cleanup
@@ -123,10 +137,25 @@ class Node:
             return [qos for _, qos in mods["topics"]]
         return [qos for _, qos in topics]
 
+    def on_deliver(self, session, out: Out) -> Msg:
+        """Run on_deliver(_m5) for one delivery; the message to send, rewritten by its modifiers."""
+        msg = out.msg
+        v5 = session.proto_level == 5
+        res, mods = self.hooks.all_till_ok("on_deliver_m5" if v5 else "on_deliver", session.username,
+                                           session.sid, out.qos, msg.topic, msg.payload, out.retain,
+                                           *((msg.properties or {},) if v5 else ()))
+        if res != "ok" or not mods:
+            return msg
+        props = mods.get("properties", msg.properties) if v5 else msg.properties
+        return Msg(mods.get("topic", msg.topic), mods.get("payload", msg.payload), msg.qos, msg.retain,
+                   props, msg.mountpoint, msg.expiry, msg.sender, msg.ref)
+
     # -- routing ------------------------------------------------------------
-    def publish(self, msg: Msg) -> int:
-        """Route one message to every matching queue; returns the number of deliveries."""
-        if msg.retain:
+    def publish(self, msg: Msg, inbound: tuple | None = None) -> int:
+        """Route one message to every matching queue; returns the number of deliveries.
+
+        `inbound`: forwarded by another worker, with the shared groups it chose us for."""
+        if msg.retain and inbound is None:
             self.retain.put(msg)
         deliveries, groups = self.router.match(msg.mountpoint, msg.topic)
         queues = self.registry.queues
@@ -143,48 +172,15 @@ class Node:
             qos = sub_qos if upgrade else min(msg.qos, sub_qos)
             queue.enqueue(msg, qos, msg.retain and d.retain_as_published, d.sub_ids)
             n += 1
-        for _group, members in groups:
-            n += self._deliver_shared(msg, members)
+        if self.workers is not None:
+            n += self.workers.route(msg, groups, inbound)
+        else:
+            for group, members in groups:
+                n += self.shared.deliver(msg, group, members)
         self.metrics.counters["router_matches_local"] += n
         return n
-
-    def _deliver_shared(self, msg: Msg, members: dict) -> int:
-        """One member of a shared group gets the message: an online one if any."""
-        queues = self.registry.queues
-        online = [sid for sid in members if (q := queues.get(sid)) is not None and q.online]
-        candidates = online or [sid for sid in members if sid != msg.sender]
-        if not candidates:
-            return 0
-        sid = random.choice(candidates)
-        queue = queues.get(sid) or self.registry.queue_for(sid)
-        if queue is None:
-            return 0
-        sub: Subscription = members[sid]
-        queue.enqueue(msg, min(msg.qos, sub.qos), False, (sub.sub_id,) if sub.sub_id else ())
-        return 1
 
     def deliver_retained(self, queue: Queue, filt: str, sub: Subscription) -> None:
         sub_ids = (sub.sub_id,) if sub.sub_id else ()
         for m in self.retain.match(queue.sid[0], filt):
             queue.enqueue(m, min(m.qos, sub.qos), True, sub_ids)
-
-    def publish_will(self, session, will: P.Will) -> None:
-        """Publish a will now, or after its v5 Will Delay Interval unless the session resumes."""
-        msg = Msg(will.topic, will.payload, will.qos, will.retain, will.properties, session.mountpoint,
-                  sender=session.sid)
-        delay = (will.properties or {}).get("will_delay_interval", 0)
-        if session.expiry is not None:
-            delay = min(delay, session.expiry)
-        if delay:
-            gevent.spawn_later(delay, self._delayed_will, session, msg)
-        elif self.authorize_publish(session, msg):
-            self.publish(msg)
-            self.msg_store.flush()
-
-    def _delayed_will(self, session, msg: Msg) -> None:
-        queue = self.registry.queues.get(session.sid)
-        if queue is not None and queue.online:
-            return  # the session resumed within the delay: the will is cancelled
-        if self.authorize_publish(session, msg):
-            self.publish(msg)
-            self.msg_store.flush()

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 REFILL_BATCH = 500
 RETAIN_FLAG = 4  # delivery flags stored with an entry: qos in bits 0-1, retain in bit 2
+# Drop reasons that have a counter of their own besides queue_message_drop.
+_DROP_COUNTERS = {"shed": "queue_message_shed", "max_packet_size_exceeded": "queue_message_too_large"}
 
 
 @dataclass(slots=True)
@@ -46,14 +48,16 @@ class QueueOpts:
 class Out:
     """One delivery of a message to this queue's subscriber."""
 
-    __slots__ = ("msg", "qos", "retain", "sub_ids", "seq", "pid", "released", "owner", "sent_at")
+    __slots__ = ("msg", "qos", "retain", "sub_ids", "seq", "group", "pid", "released", "owner", "sent_at")
 
-    def __init__(self, msg: Msg, qos: int, retain: bool, sub_ids: tuple = (), seq: int | None = None):
+    def __init__(self, msg: Msg, qos: int, retain: bool, sub_ids: tuple = (), seq: int | None = None,
+                 group: str | None = None):
         self.msg = msg
         self.qos = qos
         self.retain = retain
         self.sub_ids = sub_ids
         self.seq = seq          # set when the entry is in the message store
+        self.group = group      # the shared subscription group it was delivered through
         self.pid = 0
         self.released = False  # QoS 2: PUBREC received, PUBREL sent
         self.owner: Session | None = None
@@ -83,6 +87,7 @@ class Queue:
     def attach(self, session: Session) -> None:
         """Make `session` a receiver; deliveries start with `start_delivery` (after CONNACK)."""
         self.sessions.append(session)
+        self.node.hooks_event("on_client_wakeup", self.sid)  # as VerneMQ's vmq_queue add_session
         self.offline_since = None
         if self.expiry_timer is not None:
             self.expiry_timer.kill(block=False)
@@ -94,18 +99,47 @@ class Queue:
             self._greenlet = gevent.spawn(self._run)
         self._wake.set()
 
-    def detach(self, session: Session) -> None:
+    def detach(self, session: Session, handover: bool = False) -> None:
+        """`session` leaves; `handover`: a new connection takes its place at once (takeover)."""
         if session in self.sessions:
             self.sessions.remove(session)
-        for out in self.inflight.values():
-            if out.owner is session:
-                out.owner = None
-        if not self.sessions:
+        orphans = [out for out in self.inflight.values() if out.owner is session]
+        for out in orphans:
+            out.owner = None
+        if self.sessions:
+            self._adopt(orphans)
+        elif not handover:
             self.offline_since = time.time()
+            self._hand_over_shared()
             self._cursor = None  # re-read stored entries from the start next time
             self.backlog = self._stored_not_inflight()
             self._drop_stored_pending()
             self._wake.set()
+
+    def _adopt(self, orphans: list[Out]) -> None:
+        """Multiple sessions: what the leaving one had in flight goes to another (balance) or,
+        as every session got its own copy, is dropped (fanout)."""
+        if self.opts.deliver_mode == "balance":
+            self._resend_inflight(self._pick_session())
+            return
+        for out in orphans:
+            del self.inflight[out.pid]
+            self._forget(out)
+
+    def _hand_over_shared(self) -> None:
+        """Offline now: shared-subscription messages go to another online member of their group,
+        except QoS 2 ones already sent, which only this client may complete [MQTT-4.8.2-4/5]."""
+        shared = [o for o in self.inflight.values() if o.group is not None and o.qos < 2]
+        shared += [o for o in self.pending if o.group is not None]
+        if not shared:
+            return
+        kept = set(map(id, self.node.shared.redistribute(self, shared)))
+        for out in shared:
+            if id(out) not in kept:
+                self._forget(out)
+                if out.pid and self.inflight.get(out.pid) is out:
+                    del self.inflight[out.pid]
+        self.pending = deque(o for o in self.pending if o.group is None or id(o) in kept)
 
     def _stored_not_inflight(self) -> int:
         if not self.opts.persistent:
@@ -123,24 +157,26 @@ class Queue:
         return bool(self.sessions)
 
     # -- publishers ---------------------------------------------------------
-    def enqueue(self, msg: Msg, qos: int, retain: bool, sub_ids: tuple = ()) -> None:
+    def enqueue(self, msg: Msg, qos: int, retain: bool, sub_ids: tuple = (), group: str | None = None) -> None:
         """Accept one message for this subscriber; never blocks the caller."""
-        metrics = self.node.metrics
-        metrics.counters["queue_message_in"] += 1
+        node = self.node
+        node.metrics.counters["queue_message_in"] += 1
         if qos and self.opts.persistent and (self.backlog or not self.sessions):
             self._store(msg, qos, retain)
+        elif not qos and self.pending and node.overload.active:
+            self._drop(msg, "shed")  # overloaded: a consumer that is behind loses QoS 0 first
         elif self.sessions:
-            self._push(Out(msg, qos, retain, sub_ids), self.opts.max_online_messages)
+            self._push(Out(msg, qos, retain, sub_ids, None, group), self.opts.max_online_messages)
         elif qos or not self.opts.persistent:
             self._drop(msg, "queue_full" if self.opts.persistent else "not_persistent")
         else:
-            self._push(Out(msg, qos, retain, sub_ids), self.opts.max_offline_messages)
+            self._push(Out(msg, qos, retain, sub_ids, None, group), self.opts.max_offline_messages)
         if self.sessions:
             self._wake.set()
 
     def _push(self, out: Out, limit: int) -> None:
         pending = self.pending
-        if limit and len(pending) >= limit:
+        if limit > 0 and len(pending) >= limit:  # -1: no limit
             if self.opts.queue_type == "fifo":
                 self._drop(out.msg, "queue_full")
                 return
@@ -149,7 +185,7 @@ class Queue:
 
     def _store(self, msg: Msg, qos: int, retain: bool) -> None:
         limit = self.opts.max_offline_messages
-        if limit and self.backlog >= limit:
+        if limit > 0 and self.backlog >= limit:  # -1: no limit
             if self.opts.queue_type == "fifo":
                 self._drop(msg, "queue_full")
                 return
@@ -168,7 +204,10 @@ class Queue:
             self._drop(msg, "queue_full")
 
     def _drop(self, msg: Msg, reason: str) -> None:
-        self.node.metrics.counters["queue_message_drop"] += 1
+        counters = self.node.metrics.counters
+        counters["queue_message_drop"] += 1
+        if reason in _DROP_COUNTERS:
+            counters[_DROP_COUNTERS[reason]] += 1
         self.node.hooks_event("on_message_drop", self.sid, (msg.topic, msg.payload, msg.qos, msg.retain),
                               reason)
 
@@ -242,16 +281,24 @@ class Queue:
             s.send_frames(frames)
 
     def _frame_for(self, session: Session, out: Out) -> bytes | None:
-        """Encode `out` for `session`, taking a packet id for QoS 1/2."""
-        if out.qos:
+        """Encode `out` for `session`, taking a packet id for QoS 1/2; None: too large, dropped."""
+        if not out.qos:
+            frame = session.encode_publish(out, dup=False)
+        else:
             if out.owner is not None:  # fanout to several sessions: each gets its own copy
-                out = Out(out.msg, out.qos, out.retain, out.sub_ids, None)
+                out = Out(out.msg, out.qos, out.retain, out.sub_ids, None, out.group)
             out.pid = self._alloc_pid()
-            out.owner = session
-            out.sent_at = time.monotonic()
-            self.inflight[out.pid] = out
-            session.inflight_count += 1
-        return session.encode_publish(out, dup=False)
+            frame = session.encode_publish(out, dup=False)
+            if frame is not None:
+                out.owner = session
+                out.sent_at = time.monotonic()
+                self.inflight[out.pid] = out
+                session.inflight_count += 1
+            else:
+                self._forget(out)
+        if frame is None:
+            self._drop(out.msg, "max_packet_size_exceeded")
+        return frame
 
     def _alloc_pid(self) -> int:
         pid = self._next_pid
@@ -267,12 +314,20 @@ class Queue:
 
     def _resend_inflight(self, session: Session) -> None:
         frames = []
+        too_large = []
         for out in self.inflight.values():
             if out.owner is None:
+                frame = session.encode_pubrel(out.pid) if out.released else session.encode_publish(out, dup=True)
+                if frame is None:
+                    too_large.append(out)
+                    continue
                 out.owner = session
                 session.inflight_count += 1
-                frames.append(session.encode_pubrel(out.pid) if out.released
-                              else session.encode_publish(out, dup=True))
+                frames.append(frame)
+        for out in too_large:  # this connection allows smaller packets than the last one
+            del self.inflight[out.pid]
+            self._forget(out)
+            self._drop(out.msg, "max_packet_size_exceeded")
         if frames:
             session.send_frames(frames)
 
@@ -284,8 +339,9 @@ class Queue:
             s = out.owner
             if s is not None and s.proto_level < 5 and now - out.sent_at >= interval:
                 out.sent_at = now
-                due.setdefault(s, []).append(
-                    s.encode_pubrel(out.pid) if out.released else s.encode_publish(out, dup=True))
+                frame = s.encode_pubrel(out.pid) if out.released else s.encode_publish(out, dup=True)
+                if frame is not None:
+                    due.setdefault(s, []).append(frame)
         for s, frames in due.items():
             s.send_frames(frames)
 
@@ -325,6 +381,19 @@ class Queue:
         if self.expiry_timer is not None:
             self.expiry_timer.kill(block=False)
             self.expiry_timer = None
+
+    def shed_qos0(self, limit: int | None) -> int:
+        """Drop up to `limit` (None: all) QoS 0 messages waiting in memory; returns how many."""
+        keep: deque[Out] = deque()
+        shed = 0
+        for out in self.pending:
+            if not out.qos and (limit is None or shed < limit):
+                self._drop(out.msg, "shed")
+                shed += 1
+            else:
+                keep.append(out)
+        self.pending = keep
+        return shed
 
     def size(self) -> int:
         return len(self.pending) + len(self.inflight) + self.backlog

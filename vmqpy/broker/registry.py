@@ -46,7 +46,12 @@ class Registry:
             self.subscriptions[sid] = table
             for filt, sub in table.items():
                 node.router.add(sid, *self._route_key(filt, sub))
+        now = time.time()
         for sid, meta in self.sessions.items():
+            if meta["offline_since"] is None and meta["expiry"] is not NEVER:
+                # Online when the node went down: offline since this start.
+                meta = self.sessions[sid] = {**meta, "offline_since": now}
+                node.metadata.put(SESSIONS, sid, meta)
             self._schedule_expiry(sid, meta)
 
     @staticmethod
@@ -59,10 +64,13 @@ class Registry:
                  expiry: float | None, opts: QueueOpts) -> tuple[Queue, bool]:
         """Attach `session` to the queue of `sid`; returns (queue, session_present)."""
         queue = self.queue_for(sid)
-        if queue is not None and queue.sessions and not self.node.config["allow_multiple_sessions"]:
-            for old in list(queue.sessions):
-                queue.detach(old)
-                old.taken_over()
+        if queue is not None and queue.sessions:
+            if self.node.config["allow_multiple_sessions"]:
+                clean_start = False  # join the live sessions, never wipe their queue
+            else:
+                for old in list(queue.sessions):
+                    queue.detach(old, handover=True)
+                    old.taken_over()
         if queue is not None and clean_start:
             self._destroy(sid, queue)
             queue = None
@@ -120,6 +128,7 @@ class Registry:
             return
         log.info("session %s expired", sid)
         self._destroy(sid, queue)
+        self.node.msg_store.flush()  # no session greenlet flushes for a timer
         self.node.hooks_event("on_session_expired", sid)
 
     def _destroy(self, sid: tuple[str, str], queue: Queue | None) -> None:
@@ -156,6 +165,8 @@ class Registry:
         table[filt] = sub
         self.node.router.add(sid, *self._route_key(filt, sub))
         self._persist_subs(sid)
+        if self.node.workers is not None:
+            self.node.workers.subscribed(sid[0], filt, not existed)
         return not existed
 
     def unsubscribe(self, sid: tuple[str, str], filt: str) -> bool:
@@ -166,6 +177,8 @@ class Registry:
         plain, group = split_filter(filt)
         self.node.router.remove(sid, plain, group)
         self._persist_subs(sid)
+        if self.node.workers is not None:
+            self.node.workers.unsubscribed(sid[0], filt)
         return True
 
     def _persist_subs(self, sid: tuple[str, str]) -> None:

@@ -31,6 +31,7 @@ class RetainStore:
         self._meta = metadata
         self._roots: dict[str, _Node] = {}
         self.count = 0
+        self.owns = None  # (mountpoint, topic) -> persist here? Set with nr_of_workers > 1
         for (mountpoint, topic), rec in list(metadata.fold(PREFIX)):
             self._insert(Msg(topic, rec["payload"], rec["qos"], True, rec["properties"],
                              mountpoint, rec["expiry"]))
@@ -40,7 +41,8 @@ class RetainStore:
         if msg.payload:
             kept = Msg(msg.topic, msg.payload, msg.qos, True, msg.properties, msg.mountpoint, msg.expiry)
             self._insert(kept)
-            self._meta.put(PREFIX, (msg.mountpoint, msg.topic), _to_record(kept))
+            if self.owns is None or self.owns(msg.mountpoint, msg.topic):
+                self._meta.put(PREFIX, (msg.mountpoint, msg.topic), _to_record(kept))
         elif self._delete(msg.mountpoint, msg.topic):
             self._meta.delete(PREFIX, (msg.mountpoint, msg.topic))
 

@@ -4,6 +4,7 @@ It reads up to 64 KiB per recv, decodes every complete frame, handles them in
 order and sends the acks of the whole batch with one write (after flushing the
 message store, so an acked QoS 1/2 message is on disk first). Deliveries to
 this client are written by its queue's greenlet through `send_frames`.
+CONNECT handling lives in connect.py, the AUTH exchange in auth.py.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 import logging
 import socket
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 import gevent
 from gevent.lock import Semaphore
 
+from vmqpy.broker import auth, connect
+from vmqpy.broker.errors import Disconnect
 from vmqpy.broker.message import Msg
-from vmqpy.broker.queue import QueueOpts
 from vmqpy.broker.router import Subscription
 from vmqpy.mqtt import packets as P
 from vmqpy.mqtt import reasons as R
@@ -26,22 +27,15 @@ from vmqpy.mqtt.codec import Decoder, MQTTError, UnsupportedProtocolVersion, enc
 from vmqpy.mqtt.topic import parse_shared, valid_filter
 
 if TYPE_CHECKING:
+    from vmqpy.broker.aliases import InboundAliases, OutboundAliases
     from vmqpy.broker.node import Node
+    from vmqpy.broker.overload import Throttle
     from vmqpy.broker.queue import Out, Queue
 
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 65536
 CONNECT_TIMEOUT = 30.0
-NEVER_EXPIRES = 0xFFFFFFFF
-
-
-class Disconnect(Exception):
-    """Close the connection; v5 clients get a DISCONNECT with `reason_code` first."""
-
-    def __init__(self, reason_code: int, why: str) -> None:
-        super().__init__(why)
-        self.reason_code = reason_code
 
 
 class Session:
@@ -54,6 +48,7 @@ class Session:
         self.decoder = Decoder(max_packet_size=node.config["max_message_size"])
         self.proto_level = 0
         self.client_id = ""
+        self.assigned_id = False
         self.sid: tuple[str, str] = (self.mountpoint, "")
         self.username: str | None = None
         self.queue: Queue | None = None
@@ -66,7 +61,13 @@ class Session:
         self.inflight_count = 0
         self.receive_max = 65535        # what the client accepts from us (v5 Receive Maximum)
         self.client_max_packet = 0      # v5 Maximum Packet Size of the client, 0 = none
-        self.alias_in: dict[int, str] = {}
+        self.in_quota = 0               # v5: unacked QoS 1/2 publishes we accept; 0 = unchecked (v3)
+        self.aliases_in: InboundAliases | None = None
+        self.aliases_out: OutboundAliases | None = None
+        self.throttle: Throttle | None = None
+        self.auth: auth.Exchange | None = None
+        self.auth_method: str | None = None
+        self._qos1_in = 0               # QoS 1 publishes of this batch, acked at its end
         self._acks: list[bytes] = []
         self._wlock = Semaphore()
         self._suppress_will = False
@@ -78,7 +79,8 @@ class Session:
         try:
             self._serve()
         except Disconnect as e:
-            self._send_disconnect(e.reason_code)
+            self._flush_acks()  # the packets handled before the violation keep their acks
+            self._send_disconnect(e.reason_code, str(e))
             log.info("client %r from %s:%s disconnected: %s", self.client_id, *self.peer, e)
         except MQTTError as e:
             self._reject(e)
@@ -99,7 +101,7 @@ class Session:
                 if not self.connected:
                     return
                 self.node.metrics.counters["client_keepalive_expired"] += 1
-                raise Disconnect(R.KEEP_ALIVE_TIMEOUT, "keepalive expired") from None
+                raise Disconnect(R.KEEP_ALIVE_TIMEOUT, "keep alive timeout") from None
             if not data:
                 return
             packets = decoder.feed(data)
@@ -107,16 +109,27 @@ class Session:
             for p in packets:
                 if self.closed:
                     break
-                if p.type == P.PUBLISH:
+                if p.type == P.PUBLISH and self.connected:
                     publishes += 1
                     self._on_publish(p)
+                    if self.throttle is not None:
+                        self._throttle()
                 else:
-                    _HANDLERS[p.type](self, p)
+                    (_HANDLERS if self.connected else _PRE_CONNECT)[p.type](self, p)
             if publishes:
                 self.node.metrics.counters["mqtt_publish_received"] += publishes
             self._flush_acks()
 
+    def _throttle(self) -> None:
+        """Over max_message_rate: stop reading until the rate window ends (TCP pushes back)."""
+        pause = self.throttle.take()
+        if pause:
+            self.node.metrics.counters["mqtt_publish_throttled"] += 1
+            self._flush_acks()
+            gevent.sleep(pause)
+
     def _flush_acks(self) -> None:
+        self._qos1_in = 0
         store = self.node.msg_store
         if store.pending():
             store.flush()
@@ -138,7 +151,7 @@ class Session:
     def send_frames(self, frames: list[bytes]) -> None:
         self.send(frames[0] if len(frames) == 1 else b"".join(frames))
 
-    def _send_packet(self, packet) -> None:
+    def send_packet(self, packet) -> None:
         self.send(encode(packet, self.proto_level or 4))
 
     def send_window(self) -> int:
@@ -149,29 +162,29 @@ class Session:
         """The PUBLISH frame for one delivery; None if the client cannot take its size."""
         msg = out.msg
         v5 = self.proto_level == 5
-        props = msg.properties
-        cacheable = True
-        if v5 and (out.sub_ids or msg.expiry is not None):
-            props = dict(props or {})
+        if self.node.hooks.active("on_deliver_m5" if v5 else "on_deliver"):
+            msg = self.node.on_deliver(self, out)
+        alias = 0
+        known = False
+        if v5 and (out.sub_ids or msg.expiry is not None or self.aliases_out is not None):
+            # Per-delivery properties: encoded for this client alone.
+            props = dict(msg.properties or {})
             if out.sub_ids:
                 props["subscription_identifier"] = list(out.sub_ids)
             if msg.expiry is not None:
                 props["message_expiry_interval"] = max(0, int(msg.expiry - time.time()))
-            cacheable = False
-        key = (v5, out.qos, out.retain)
-        frames = msg.frames
-        tpl = frames.get(key) if frames is not None and cacheable else None
-        if tpl is None:
-            tpl = publish_frame(msg.topic.encode(), msg.payload, out.qos, out.retain,
-                                props if v5 else None, 5 if v5 else 4)
-            if cacheable:
-                if frames is None:
-                    frames = msg.frames = {}
-                frames[key] = tpl
-        frame, off = tpl
+            if self.aliases_out is not None:
+                alias, known = self.aliases_out.lookup(msg.topic)
+                if alias:
+                    props["topic_alias"] = alias
+            topic = b"" if known else msg.topic.encode()
+            frame, off = publish_frame(topic, msg.payload, out.qos, out.retain, props, 5)
+        else:
+            frame, off = self._shared_frame(msg, out, v5)
         if self.client_max_packet and len(frame) > self.client_max_packet:
-            self.node.metrics.counters["queue_message_drop"] += 1
             return None
+        if alias and not known:
+            self.aliases_out.commit(msg.topic, alias)
         if off < 0:
             return frame
         buf = bytearray(frame)
@@ -181,13 +194,34 @@ class Session:
             buf[0] |= 0x08
         return bytes(buf)
 
+    @staticmethod
+    def _shared_frame(msg: Msg, out: Out, v5: bool) -> tuple[bytes, int]:
+        """The frame every subscriber of this shape gets: encoded once per message."""
+        key = (v5, out.qos, out.retain)
+        frames = msg.frames
+        tpl = frames.get(key) if frames is not None else None
+        if tpl is None:
+            tpl = publish_frame(msg.topic.encode(), msg.payload, out.qos, out.retain,
+                                msg.properties if v5 else None, 5 if v5 else 4)
+            if frames is None:
+                frames = msg.frames = {}
+            frames[key] = tpl
+        return tpl
+
     def encode_pubrel(self, pid: int) -> bytes:
         return encode(P.Pubrel(pid), self.proto_level)
 
-    def _send_disconnect(self, reason_code: int) -> None:
-        if self.proto_level == 5 and self.connected:
-            self.node.metrics.counters["mqtt_disconnect_sent"] += 1
-            self._send_packet(P.Disconnect(reason_code))
+    def _send_disconnect(self, reason_code: int, why: str = "") -> None:
+        if self.proto_level != 5 or self.closed:
+            return
+        props = {"reason_string": why} if why else None
+        if not self.connected:  # mid AUTH exchange: the answer to CONNECT is still due
+            return self.send_connack(P.Connack(False, reason_code, props), 5)
+        self.node.metrics.counters["mqtt_disconnect_sent"] += 1
+        frame = encode(P.Disconnect(reason_code, props), 5)
+        if self.client_max_packet and len(frame) > self.client_max_packet:
+            frame = encode(P.Disconnect(reason_code), 5)  # the spec drops the reason string first
+        self.send(frame)
 
     # -- closing ------------------------------------------------------------
     def close(self) -> None:
@@ -203,12 +237,12 @@ class Session:
     def taken_over(self) -> None:
         """Another connection registered our client id: leave (called from its greenlet)."""
         self._suppress_will = self.node.config["suppress_lwt_on_session_takeover"]
-        self._send_disconnect(R.SESSION_TAKEN_OVER)
+        self._send_disconnect(R.SESSION_TAKEN_OVER, "another connection took over the session")
         self.close()
 
-    def kick(self, reason_code: int = R.ADMINISTRATIVE_ACTION) -> None:
+    def kick(self, reason_code: int = R.ADMINISTRATIVE_ACTION, why: str = "") -> None:
         """Disconnect from outside (admin, shutdown)."""
-        self._send_disconnect(reason_code)
+        self._send_disconnect(reason_code, why)
         self.close()
 
     def _cleanup(self) -> None:
@@ -220,7 +254,7 @@ class Session:
             return
         node.sessions.discard(self)
         if self.will is not None and not self.clean_disconnect and not self._suppress_will:
-            node.publish_will(self, self.will)
+            node.wills.publish(self, self.will)
         if self.queue is not None:
             node.registry.unregister(self, self.queue, self.expiry)
         if node.msg_store.pending():
@@ -240,111 +274,33 @@ class Session:
         level = self.decoder.version or self.proto_level
         if not self.connected:
             if level == 5:
-                self._connack(P.Connack(False, err.reason_code), level)
+                self.send_connack(P.Connack(False, err.reason_code), level)
             elif isinstance(err, UnsupportedProtocolVersion):
-                self._connack(P.Connack(False, R.UNACCEPTABLE_PROTOCOL), 4)
+                self.send_connack(P.Connack(False, R.UNACCEPTABLE_PROTOCOL), 4)
         else:
-            self._send_disconnect(err.reason_code)
+            self._send_disconnect(err.reason_code, str(err))
 
-    # -- CONNECT ------------------------------------------------------------
-    def _connack(self, connack: P.Connack, level: int) -> None:
-        counters = self.node.metrics.counters
-        counters["mqtt_connack_sent"] += 1
+    # -- CONNECT (connect.py) and AUTH (auth.py) --------------------------------
+    def send_connack(self, connack: P.Connack, level: int) -> None:
+        self.node.metrics.counters["mqtt_connack_sent"] += 1
         self.send(encode(connack, level))
 
-    def _refuse(self, level: int, v5_code: int, why: str) -> None:
+    def refuse(self, level: int, v5_code: int, why: str) -> None:
+        """Answer CONNECT with a failure CONNACK and close."""
         log.info("refused client %r from %s:%s: %s", self.client_id, *self.peer, why)
         code = v5_code if level == 5 else R.connack_v3(v5_code)
-        self._connack(P.Connack(False, code), level)
+        self.send_connack(P.Connack(False, code, {"reason_string": why} if level == 5 else None), level)
         self.close()
 
+    def finish_connect(self, p: P.Connect, auth_props: dict | None) -> None:
+        connect.finish(self, p, auth_props)
+
     def _on_connect(self, p: P.Connect) -> None:
-        node = self.node
-        cfg = node.config
-        node.metrics.counters["mqtt_connect_received"] += 1
-        level = p.proto_level
-        self.proto_level = level
-        if level not in self.listener.opts.get("allowed_protocol_versions", (3, 4, 5)):
-            return self._refuse(level, R.UNSUPPORTED_PROTOCOL_VERSION, f"protocol level {level} not allowed")
-        props = p.properties or {}
-        client_id = p.client_id
-        assigned = False
-        if not client_id:
-            if level == 3 or (level == 4 and not p.clean_start):
-                return self._refuse(level, R.CLIENT_IDENTIFIER_NOT_VALID, "empty client id")
-            client_id = "vmq-" + uuid.uuid4().hex
-            assigned = True
-        if len(client_id) > cfg["max_client_id_size"] and not assigned:
-            return self._refuse(level, R.CLIENT_IDENTIFIER_NOT_VALID, "client id too long")
-        self.client_id = client_id
-        self.sid = (self.mountpoint, client_id)
-        self.username = p.username
-        if not cfg["allow_anonymous"] and not self._auth_register(p, props):
-            return None
-        self.keepalive = p.keepalive
-        self.will = p.will
-        if level == 5:
-            self.expiry = self._v5_expiry(props.get("session_expiry_interval", 0))
-            self.receive_max = props.get("receive_maximum", 65535)
-            self.client_max_packet = props.get("maximum_packet_size", 0)
-        else:
-            # persistent_client_expiration = never is 0 in the config, None (never) here.
-            self.expiry = 0 if p.clean_start else (cfg["persistent_client_expiration"] or None)
-        opts = QueueOpts(cfg["max_online_messages"], cfg["max_offline_messages"], cfg["queue_type"],
-                         self.expiry != 0, cfg["queue_deliver_mode"])
-        registry = node.registry
-        queue, present = registry.register(self, self.sid, p.clean_start, self.expiry, opts)
-        self.queue = queue
-        self.connected = True
-        node.sessions.add(self)
-        connack = P.Connack(present, 0, self._connack_props(assigned) if level == 5 else None)
-        self._connack(connack, level)
-        node.metrics.counters["mqtt_connack_accepted_sent"] += 1
-        queue.start_delivery(self)
-        self.sock.settimeout(self.keepalive * 1.5 if self.keepalive else None)
-        node.hooks_event("on_register_m5" if level == 5 else "on_register", self.peer, self.sid,
-                         self.username, *((props,) if level == 5 else ()))
-        return None
+        connect.on_connect(self, p)
 
-    def _v5_expiry(self, interval: int) -> float | None:
-        return None if interval == NEVER_EXPIRES else interval
-
-    def _connack_props(self, assigned: bool) -> dict:
-        cfg = self.node.config
-        props: dict = {}
-        if assigned:
-            props["assigned_client_identifier"] = self.client_id
-        if cfg["max_message_size"]:
-            props["maximum_packet_size"] = cfg["max_message_size"]
-        if cfg["topic_alias_max_client"]:
-            props["topic_alias_maximum"] = cfg["topic_alias_max_client"]
-        return props
-
-    def _auth_register(self, p: P.Connect, props: dict) -> bool:
-        hooks = self.node.hooks
-        if p.proto_level == 5:
-            res, val = hooks.all_till_ok("auth_on_register_m5", self.peer, self.sid, p.username,
-                                         p.password, p.clean_start, props)
-        else:
-            res, val = hooks.all_till_ok("auth_on_register", self.peer, self.sid, p.username,
-                                         p.password, p.clean_start)
-        if res == "ok":
-            self._apply_register_modifiers(val)
-            return True
-        if res == "error" and val in ("invalid_credentials", "bad_username_or_password"):
-            self._refuse(p.proto_level, R.BAD_USERNAME_OR_PASSWORD, "invalid credentials")
-        else:
-            self._refuse(p.proto_level, R.NOT_AUTHORIZED, f"not authorized ({val or 'no hook answered'})")
-        return False
-
-    def _apply_register_modifiers(self, mods: dict) -> None:
-        if "mountpoint" in mods:
-            self.mountpoint = mods["mountpoint"]
-        if "client_id" in mods:
-            self.client_id = mods["client_id"]
-        if "username" in mods:
-            self.username = mods["username"]
-        self.sid = (self.mountpoint, self.client_id)
+    def _on_auth(self, p: P.Auth) -> None:
+        self.node.metrics.counters["mqtt_auth_received"] += 1
+        auth.on_auth(self, p)
 
     # -- PUBLISH in ---------------------------------------------------------
     def _on_publish(self, p: P.Publish) -> None:
@@ -353,10 +309,12 @@ class Session:
         if qos == 2 and pid in self.queue.awaiting_rel:
             self._acks.append(encode(P.Pubrec(pid), self.proto_level))  # resend: route once only
             return
+        if qos and self.in_quota:
+            self._check_receive_max(qos)
         props = p.properties
         topic = p.topic
-        if props is not None and self.proto_level == 5:
-            topic, props = self._resolve_alias(topic, props)
+        if props is not None and self.aliases_in is not None:
+            topic, props = self.aliases_in.resolve(topic, props)
         msg = Msg(topic, p.payload, qos, p.retain, props, self.mountpoint, sender=self.sid)
         if props and "message_expiry_interval" in props:
             msg.expiry = time.time() + props["message_expiry_interval"]
@@ -372,21 +330,13 @@ class Session:
                 self.queue.awaiting_rel.add(pid)
             self._acks.append(encode(P.Pubrec(pid, code if self.proto_level == 5 else 0), self.proto_level))
 
-    def _resolve_alias(self, topic: str, props: dict) -> tuple[str, dict]:
-        alias = props.get("topic_alias")
-        if alias is None:
-            return topic, props
-        limit = self.node.config["topic_alias_max_client"]
-        if not 0 < alias <= limit:
-            raise Disconnect(R.TOPIC_ALIAS_INVALID, f"topic alias {alias} out of range")
-        if topic:
-            self.alias_in[alias] = topic
-        else:
-            topic = self.alias_in.get(alias, "")
-            if not topic:
-                raise Disconnect(R.PROTOCOL_ERROR, f"unknown topic alias {alias}")
-        props = {k: v for k, v in props.items() if k != "topic_alias"}
-        return topic, props or None
+    def _check_receive_max(self, qos: int) -> None:
+        # Unacked inbound: this batch's QoS 1 (acked at its end) and QoS 2 awaiting PUBREL.
+        if qos == 1:
+            self._qos1_in += 1
+        if self._qos1_in + len(self.queue.awaiting_rel) + (qos == 2) > self.in_quota:
+            raise Disconnect(R.RECEIVE_MAXIMUM_EXCEEDED,
+                             f"more than {self.in_quota} unacknowledged QoS 1/2 publishes")
 
     def _on_pubrel(self, p: P.Pubrel) -> None:
         self.node.metrics.counters["mqtt_pubrel_received"] += 1
@@ -423,16 +373,19 @@ class Session:
         codes: list[int] = []
         retained: list[tuple[str, Subscription]] = []
         for (filt, opts), qos in zip(p.topics, granted, strict=True):
-            if not self._valid_subscription(filt):
+            valid, shared = self._check_filter(filt)
+            if not valid:
                 codes.append(R.TOPIC_FILTER_INVALID if v5 else 0x80)
                 continue
+            if shared and opts.no_local:
+                raise Disconnect(R.PROTOCOL_ERROR, f"No Local set on shared subscription {filt!r}")
             if qos >= 0x80:
                 codes.append(qos if v5 else 0x80)
                 continue
             sub = Subscription(qos, opts.no_local, opts.retain_as_published, opts.retain_handling, sub_id)
             new = node.registry.subscribe(self.sid, filt, sub)
             codes.append(qos)
-            if parse_shared(filt) is None and (sub.retain_handling == 0 or (sub.retain_handling == 1 and new)):
+            if not shared and (sub.retain_handling == 0 or (sub.retain_handling == 1 and new)):
                 retained.append((filt, sub))
         node.metrics.counters["mqtt_suback_sent"] += 1
         self.send(encode(P.Suback(p.packet_id, codes), self.proto_level))
@@ -442,12 +395,14 @@ class Session:
                          [(f, q) for (f, _), q in zip(p.topics, codes, strict=True)],
                          *((p.properties,) if v5 else ()))
 
-    def _valid_subscription(self, filt: str) -> bool:
+    @staticmethod
+    def _check_filter(filt: str) -> tuple[bool, bool]:
+        """(valid, shared) of a subscription filter."""
         try:
             shared = parse_shared(filt)
         except ValueError:
-            return False
-        return valid_filter(shared[1] if shared else filt)
+            return False, False
+        return valid_filter(shared[1] if shared else filt), shared is not None
 
     def _on_unsubscribe(self, p: P.Unsubscribe) -> None:
         node = self.node
@@ -475,25 +430,25 @@ class Session:
             if new_expiry is not None:
                 if self.expiry == 0 and new_expiry != 0:
                     raise Disconnect(R.PROTOCOL_ERROR, "session expiry set in DISCONNECT after 0 in CONNECT")
-                self.expiry = self._v5_expiry(new_expiry)
+                self.expiry = connect.v5_expiry(new_expiry)
         # v5 reason 0x04 "disconnect with will message" keeps the will.
         self.clean_disconnect = p.reason_code != R.DISCONNECT_WITH_WILL_MESSAGE
         self.close()
 
-    def _on_auth(self, p: P.Auth) -> None:
-        self.node.metrics.counters["mqtt_auth_received"] += 1
-        raise Disconnect(R.PROTOCOL_ERROR, "AUTH without an authentication method")
-
     def _on_unexpected(self, p) -> None:
-        if p.type == P.CONNECT and not self.connected:
-            return self._on_connect(p)
         raise Disconnect(R.PROTOCOL_ERROR, f"unexpected {type(p).__name__}")
+
+    def _on_early_disconnect(self, p: P.Disconnect) -> None:
+        """DISCONNECT before CONNACK (during an AUTH exchange): just close."""
+        self.clean_disconnect = True
+        self.close()
 
 
 _PINGRESP = encode(P.Pingresp(), 4)
 
 _HANDLERS = {
     P.CONNECT: Session._on_unexpected,
+    P.PUBLISH: Session._on_publish,
     P.PUBACK: Session._on_puback,
     P.PUBREC: Session._on_pubrec,
     P.PUBREL: Session._on_pubrel,
@@ -508,3 +463,8 @@ _HANDLERS = {
     P.UNSUBACK: Session._on_unexpected,
     P.PINGRESP: Session._on_unexpected,
 }
+
+# Before CONNACK only CONNECT, AUTH (enhanced authentication) and DISCONNECT are allowed.
+_PRE_CONNECT = dict.fromkeys(_HANDLERS, Session._on_unexpected)
+_PRE_CONNECT.update({P.CONNECT: Session._on_connect, P.AUTH: Session._on_auth,
+                     P.DISCONNECT: Session._on_early_disconnect})
