@@ -121,21 +121,45 @@ class Node:
                       msg.retain, *((msg.properties or {},) if v5 else ()))
         return True
 
-    def authorize_subscribe(self, session, topics: list[tuple[str, int]], props: dict | None) -> list[int]:
-        """Granted QoS per filter (0x80 or a v5 reason code >= 0x80 = refused)."""
+    def authorize_subscribe(self, session, topics: list[tuple[str, int]],
+                            props: dict | None) -> list[tuple[str, int]]:
+        """(filter, granted QoS) per requested filter; a QoS >= 0x80 refuses it.
+
+        auth_on_subscribe(_m5) may rewrite filters and QoS with a `topics`
+        modifier of the same length (VerneMQ's semantics).
+        """
         v5 = session.proto_level == 5
         name = "auth_on_subscribe_m5" if v5 else "auth_on_subscribe"
+        refused = 0x87 if v5 else 0x80
         if not self.hooks.active(name):
             ok = self.config["allow_anonymous"]
-            return [qos if ok else 0x87 if v5 else 0x80 for _, qos in topics]
+            return [(f, qos if ok else refused) for f, qos in topics]
         res, mods = self.hooks.all_till_ok(name, session.username, session.sid, topics,
                                            *((props or {},) if v5 else ()))
         if res != "ok":
             self.metrics.counters["mqtt_subscribe_auth_error"] += 1
-            return [0x87 if v5 else 0x80] * len(topics)
-        if mods and "topics" in mods:
-            return [qos for _, qos in mods["topics"]]
-        return [qos for _, qos in topics]
+            return [(f, refused) for f, _ in topics]
+        rewritten = mods.get("topics") if mods else None
+        if rewritten is None:
+            return list(topics)
+        if len(rewritten) != len(topics):
+            log.error("%s modifiers for %s have %d topics for %d requested; refused",
+                      name, session.sid, len(rewritten), len(topics))
+            return [(f, refused) for f, _ in topics]
+        return [(f, qos) for f, qos in rewritten]
+
+    def authorize_unsubscribe(self, session, topics: list[str], props: dict | None) -> list[str]:
+        """The filters to unsubscribe: on_unsubscribe(_m5) may rewrite them (same length)."""
+        v5 = session.proto_level == 5
+        name = "on_unsubscribe_m5" if v5 else "on_unsubscribe"
+        if not self.hooks.active(name):
+            return topics
+        res, mods = self.hooks.all_till_ok(name, session.username, session.sid, topics,
+                                           *((props or {},) if v5 else ()))
+        rewritten = mods.get("topics") if res == "ok" and mods else None
+        if rewritten is None or len(rewritten) != len(topics):
+            return topics
+        return list(rewritten)
 
     def on_deliver(self, session, out: Out) -> Msg:
         """Run on_deliver(_m5) for one delivery; the message to send, rewritten by its modifiers."""

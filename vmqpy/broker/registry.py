@@ -132,8 +132,11 @@ class Registry:
         self.node.hooks_event("on_session_expired", sid)
 
     def _destroy(self, sid: tuple[str, str], queue: Queue | None) -> None:
-        for filt in list(self.subscriptions.get(sid, ())):
-            self.unsubscribe(sid, filt)
+        table = self.subscriptions.get(sid)
+        if table:
+            for filt in table:
+                self._unroute(sid, filt)
+            self.node.hooks_event("on_topic_unsubscribed", sid, "all_topics")
         self.subscriptions.pop(sid, None)
         self.node.metadata.delete(SUBSCRIPTIONS, sid)
         if queue is None:
@@ -174,18 +177,18 @@ class Registry:
         if not table or filt not in table:
             return False
         del table[filt]
+        self._unroute(sid, filt)
+        self._persist_subs(sid)
+        self.node.hooks_event("on_topic_unsubscribed", sid, [filt])
+        return True
+
+    def _unroute(self, sid: tuple[str, str], filt: str) -> None:
         plain, group = split_filter(filt)
         self.node.router.remove(sid, plain, group)
-        self._persist_subs(sid)
         if self.node.workers is not None:
             self.node.workers.unsubscribed(sid[0], filt)
-        return True
 
     def _persist_subs(self, sid: tuple[str, str]) -> None:
         if sid in self.sessions:
             table = self.subscriptions.get(sid) or {}
             self.node.metadata.put(SUBSCRIPTIONS, sid, {f: s.to_dict() for f, s in table.items()})
-
-    def persist_subscriptions(self, sid: tuple[str, str]) -> None:
-        """Write the subscriptions of a session that just became persistent."""
-        self._persist_subs(sid)

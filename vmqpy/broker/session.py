@@ -372,7 +372,7 @@ class Session:
         granted = node.authorize_subscribe(self, [(f, o.qos) for f, o in p.topics], p.properties)
         codes: list[int] = []
         retained: list[tuple[str, Subscription]] = []
-        for (filt, opts), qos in zip(p.topics, granted, strict=True):
+        for (_, opts), (filt, qos) in zip(p.topics, granted, strict=True):
             valid, shared = self._check_filter(filt)
             if not valid:
                 codes.append(R.TOPIC_FILTER_INVALID if v5 else 0x80)
@@ -392,7 +392,7 @@ class Session:
         for filt, sub in retained:
             node.deliver_retained(self.queue, filt, sub)
         node.hooks_event("on_subscribe_m5" if v5 else "on_subscribe", self.username, self.sid,
-                         [(f, q) for (f, _), q in zip(p.topics, codes, strict=True)],
+                         [(f, q) for (f, _), q in zip(granted, codes, strict=True)],
                          *((p.properties,) if v5 else ()))
 
     @staticmethod
@@ -407,14 +407,11 @@ class Session:
     def _on_unsubscribe(self, p: P.Unsubscribe) -> None:
         node = self.node
         node.metrics.counters["mqtt_unsubscribe_received"] += 1
-        codes = [0 if node.registry.unsubscribe(self.sid, f) else R.NO_SUBSCRIPTION_EXISTED
-                 for f in p.topics]
+        topics = node.authorize_unsubscribe(self, list(p.topics), p.properties)
+        codes = [0 if node.registry.unsubscribe(self.sid, f) else R.NO_SUBSCRIPTION_EXISTED for f in topics]
         node.metrics.counters["mqtt_unsuback_sent"] += 1
         self._acks.append(encode(P.Unsuback(p.packet_id, codes if self.proto_level == 5 else []),
                                  self.proto_level))
-        v5 = self.proto_level == 5
-        node.hooks_event("on_unsubscribe_m5" if v5 else "on_unsubscribe", self.username, self.sid,
-                         list(p.topics), *((p.properties,) if v5 else ()))
 
     # -- the rest -----------------------------------------------------------
     def _on_pingreq(self, p: P.Pingreq) -> None:

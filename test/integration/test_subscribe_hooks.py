@@ -1,0 +1,39 @@
+"""Subscribe/unsubscribe hooks that rewrite filters, and on_topic_unsubscribed."""
+
+from __future__ import annotations
+
+from broker import REPO, wait_until
+from clients import Paho
+
+PLUGIN_DIR = str(REPO / "test" / "plugins")
+
+
+def test_subscribe_and_unsubscribe_filters_rewritten_by_plugin(make_broker, tmp_path, cid):
+    events = tmp_path / "events"
+    node = make_broker({"plugins.vmq_acl": "off", "plugins.alias_subs": "on",
+                        "plugins.alias_subs.path": PLUGIN_DIR, "alias_subs.events": str(events)})
+    sub = Paho(node.port, cid)
+    sub.connect()
+    assert sub.subscribe("alias/t", 1)
+    pub = Paho(node.port, cid + "p")
+    pub.connect()
+    pub.publish("alias/t", "to the alias topic", 1)
+    pub.publish("real/t", "to the real topic", 1)
+    assert [m.payload for m in sub.expect(1)] == [b"to the real topic"]
+    sub.unsubscribe("alias/t")  # rewritten to real/t, so the subscription goes
+    assert wait_until(lambda: events.exists() and events.read_text(), what="on_topic_unsubscribed") == \
+        f"{cid} real/t\n"
+    pub.publish("real/t", "after unsubscribe", 1)
+    sub.expect_none()
+
+
+def test_session_end_reports_all_topics_unsubscribed(make_broker, tmp_path, cid):
+    events = tmp_path / "events"
+    node = make_broker({"plugins.vmq_acl": "off", "plugins.alias_subs": "on",
+                        "plugins.alias_subs.path": PLUGIN_DIR, "alias_subs.events": str(events)})
+    sub = Paho(node.port, cid)
+    sub.connect()
+    sub.subscribe([("a/1", 0), ("a/2", 1)])
+    sub.disconnect()
+    assert wait_until(lambda: events.exists() and events.read_text(), what="on_topic_unsubscribed") == \
+        f"{cid} all_topics\n"
