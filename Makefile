@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: all run test lint unit test-deps bench clean
 
+include rel/Makefile.inc
+
 all: $(STAMP)
 
 $(STAMP): setup.py pyproject.toml

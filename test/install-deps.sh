@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the OS packages the tests talk to (real servers and clients), when root.
 set -euo pipefail
-packages=(mosquitto mosquitto-clients)
+# mosquitto(-clients): bridge peer and reference clients; rpm, debootstrap,
+# binutils: building and checking the packages in test/packaging.
+packages=(mosquitto mosquitto-clients rpm debootstrap binutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -34,7 +34,7 @@ def load_config(path: str):
 
 
 def pid_file(cfg) -> str:
-    return os.path.join(cfg["platform_data_dir"], "vernemq.pid")
+    return cfg["pid_file"]
 
 
 def not_responding(cfg) -> int:
@@ -52,23 +52,32 @@ def cmd_console(path: str) -> int:
     from vmqpy import log
     from vmqpy.broker.listeners import ListenerError
     from vmqpy.broker.node import Node
+    from vmqpy.broker.workers import Supervisor
     from vmqpy.store.messages import StoreError
 
     cfg = load_config(path)
     log.setup(cfg)
     check_ulimit()
-    try:
-        node = Node(cfg)
-        node.start()
-    except (ListenerError, StoreError, RuntimeError) as e:
-        print(f"Node {cfg['nodename']} failed to start: {e}", file=sys.stderr)
+    from vmqpy.admin.rpc import ping
+
+    if ping(cfg["admin.socket"], 1.0):
+        print(f"Node {cfg['nodename']} is already running", file=sys.stderr)
         return 1
+    # The pid file exists before the node answers pings, so `start` (and
+    # systemd's Type=forking) never sees a running node without it.
     pidf = pid_file(cfg)
+    os.makedirs(os.path.dirname(pidf), exist_ok=True)
     with open(pidf, "w") as f:
         f.write(f"{os.getpid()}\n")
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        gevent.signal_handler(sig, lambda: gevent.spawn(node.stop))
     try:
+        try:
+            node = Node(cfg) if cfg["nr_of_workers"] == 1 else Supervisor(cfg)  # docs/workers.md
+            node.start()
+        except (ListenerError, StoreError, RuntimeError) as e:
+            print(f"Node {cfg['nodename']} failed to start: {e}", file=sys.stderr)
+            return 1
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(sig, lambda: gevent.spawn(node.stop))
         node.stopped.wait()
     finally:
         try:
