@@ -26,9 +26,10 @@ setup(
         "pyyaml>=6.0",
         "bcrypt>=4.1",
         "prometheus_client>=0.20",
+        "h11>=0.14",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "paho-mqtt>=2.1", "ruff>=0.6"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "paho-mqtt>=2.1", "ruff>=0.6", "wsproto>=1.2"],
     },
     entry_points={
         "console_scripts": [

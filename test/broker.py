@@ -105,6 +105,14 @@ class Broker:
 
         return call(self.admin_socket, list(argv))
 
+    def rows(self, *argv: str) -> list[dict[str, str]]:
+        """A vmq-admin table (VerneMQ's framed layout) as one dict per row; the command must succeed."""
+        ok, out = self.admin(*argv)
+        assert ok, out
+        cells = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+                 if line.startswith("|")]
+        return [dict(zip(cells[0], row, strict=True)) for row in cells[1:]]
+
     def stop(self, timeout: float = 30.0) -> int:
         """Graceful stop (SIGTERM), as `vernemq stop` does through the admin socket."""
         if self.proc is None or self.proc.poll() is not None:

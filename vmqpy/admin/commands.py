@@ -333,7 +333,7 @@ def session_reauthorize(node: Node, args: Args) -> Result:
     who = online[0] if online else _OfflineSession(sid, args["username"])
     dropped = 0
     for filt, sub in list(subs.items()):
-        (granted,) = node.authorize_subscribe(who, [(filt, sub.qos)], None)
+        ((_, granted),) = node.authorize_subscribe(who, [(filt, sub.qos)], None)
         if granted >= 0x80:
             node.registry.unsubscribe(sid, filt)
             dropped += 1

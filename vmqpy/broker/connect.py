@@ -6,7 +6,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from vmqpy.broker import auth
+from vmqpy.broker import auth, tls
 from vmqpy.broker.aliases import InboundAliases, OutboundAliases
 from vmqpy.broker.overload import Throttle
 from vmqpy.broker.queue import QueueOpts
@@ -48,6 +48,8 @@ def on_connect(s: Session, p: P.Connect) -> None:
         return s.refuse(level, R.CLIENT_IDENTIFIER_NOT_VALID, "client id too long")
     s.client_id = client_id
     s.sid = (s.mountpoint, client_id)
+    if s.listener.opts.get("use_identity_as_username"):  # the client certificate's CN, as VerneMQ's preauth
+        p.username = tls.common_name(s.sock) or p.username
     s.username = p.username
     method = props.get("authentication_method") if level == 5 else None
     if method is not None:
@@ -97,7 +99,7 @@ def finish(s: Session, p: P.Connect, auth_props: dict | None) -> None:
     s.send_connack(P.Connack(present, 0, connack_props), level)
     node.metrics.counters["mqtt_connack_accepted_sent"] += 1
     queue.start_delivery(s)
-    s.sock.settimeout(s.keepalive * 1.5 if s.keepalive else None)
+    s.keep_alive()
     node.hooks_event("on_register_m5" if level == 5 else "on_register", s.peer, s.sid, s.username,
                      *((props,) if level == 5 else ()))
 

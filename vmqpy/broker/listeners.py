@@ -1,30 +1,44 @@
-"""MQTT listeners (tcp, ssl): accept connections, enforce max_connections.
+"""MQTT listeners (tcp, ssl, ws, wss): accept connections, enforce max_connections.
 
-Each accepted connection runs `Session.run` in the greenlet gevent's
-StreamServer spawns for it, so that greenlet is the connection greenlet.
+Each accepted connection starts in the greenlet gevent's StreamServer spawns
+for it. That greenlet first reads the PROXY header (proxy_protocol = on), then
+runs the TLS handshake (ssl, wss) and the WebSocket upgrade (ws, wss);
+docs/listeners.md. Then `Session.start` serves the connection: a plain TCP
+session parks once its socket is drained and the greenlet ends (the session
+lives on, woken by its socket's watcher); the others keep the greenlet.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-import ssl
 from typing import TYPE_CHECKING
 
 from gevent.server import StreamServer
 
-from vmqpy.broker.session import Session
+from vmqpy.broker import proxy_protocol, tls, websocket
+from vmqpy.broker.session import CONNECT_TIMEOUT, Session
+from vmqpy.broker.worker_accept import PrereadSocket
+from vmqpy.config_schema import MQTT_KINDS, TLS_KINDS
 
 if TYPE_CHECKING:
     from vmqpy.broker.node import Node
 
 log = logging.getLogger(__name__)
 
-MQTT_KINDS = ("tcp", "ssl")
+TYPES = {"tcp": "mqtt", "ssl": "mqtts", "ws": "mqttws", "wss": "mqttwss"}  # as vmq-admin listener show says
 
 
 class ListenerError(Exception):
     pass
+
+
+class _Server(StreamServer):
+    """Leaves each accepted socket open when the accepting greenlet ends: a parked session
+    outlives it, and every path that refuses a connection closes its socket itself."""
+
+    def do_close(self, sock, *args) -> None:
+        pass
 
 
 class Listener:
@@ -36,6 +50,7 @@ class Listener:
         self.name: str = spec.name
         self.opts: dict = spec.opts
         self.server: StreamServer | None = None
+        self.tls: tls.ssl.SSLContext | None = None  # ssl, wss: built when the listener starts
         self.connections = 0
 
     @property
@@ -50,7 +65,7 @@ class Listener:
 
     def describe(self) -> dict:
         host, port = self.address
-        return {"type": "mqtt" if self.kind == "tcp" else self.kind, "name": self.name,
+        return {"type": TYPES[self.kind], "name": self.name,
                 "status": "running" if self.running else "stopped", "ip": host, "port": port,
                 "mountpoint": self.opts.get("mountpoint", ""),
                 "max_conns": self.opts.get("max_connections", 0), "active_conns": self.connections}
@@ -71,11 +86,15 @@ class Listeners:
         if listener.running:
             return
         spec = listener.spec
-        kwargs = self._ssl_args(listener) if listener.kind == "ssl" else {}
+        if listener.kind in TLS_KINDS:
+            try:
+                listener.tls = tls.server_context(listener.opts)
+            except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+                raise ListenerError(f"listener {listener.kind}.{listener.name}: TLS: {e}") from e
         inherited = self.node.workers.listen_socket(listener) if self.node.workers is not None else None
-        server = StreamServer(inherited or (spec.host, spec.port),
+        server = _Server(inherited or (spec.host, spec.port),
                               lambda sock, addr: self._accept(listener, sock, addr),
-                              backlog=None if inherited else 1024, **kwargs)
+                              backlog=None if inherited else 1024)
         try:
             server.start()
         except OSError as e:
@@ -83,16 +102,6 @@ class Listeners:
                                 f"{e.strerror or e}") from e
         listener.server = server
         log.info("listener %s.%s on %s:%s started", listener.kind, listener.name, *listener.address)
-
-    @staticmethod
-    def _ssl_args(listener: Listener) -> dict:
-        opts = listener.opts
-        args = {"certfile": opts.get("certfile"), "keyfile": opts.get("keyfile")}
-        if opts.get("cafile"):
-            args["ca_certs"] = opts["cafile"]
-        if opts.get("require_certificate"):
-            args["cert_reqs"] = ssl.CERT_REQUIRED
-        return args
 
     def stop(self, listener: Listener) -> None:
         """Stop accepting; connected clients stay."""
@@ -106,6 +115,10 @@ class Listeners:
             self.stop(listener)
 
     def _accept(self, listener: Listener, sock: socket.socket, addr) -> None:
+        if listener.opts.get("proxy_protocol") and not isinstance(sock, PrereadSocket):  # not handed over
+            addr = self._proxied(listener, sock, addr)
+            if addr is None:
+                return
         if self.node.workers is not None:  # nr_of_workers > 1: the worker owning the client id serves it
             sock = self.node.workers.adopt(listener, sock, addr)
             if sock is None:
@@ -121,8 +134,37 @@ class Listeners:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        session = Session(self.node, sock, addr, listener)
-        session.run()
+        if listener.kind != "tcp":
+            sock = self._open(listener, sock, addr)
+            if sock is None:
+                listener.connections -= 1
+                return
+        Session(self.node, sock, addr, listener).start()
+
+    @staticmethod
+    def _proxied(listener: Listener, sock: socket.socket, addr) -> tuple | None:
+        """The client address from the PROXY header (None: malformed, the connection is closed)."""
+        sock.settimeout(CONNECT_TIMEOUT)
+        try:
+            return proxy_protocol.read_header(sock) or addr
+        except (proxy_protocol.ProxyError, OSError) as e:
+            log.warning("listener %s.%s: closing %s:%s: %s", listener.kind, listener.name, *addr[:2], e)
+            sock.close()
+            return None
+
+    @staticmethod
+    def _open(listener: Listener, sock: socket.socket, addr):
+        """TLS handshake (ssl, wss) and WebSocket upgrade (ws, wss); None when either fails."""
+        try:
+            if listener.tls is not None:
+                sock = tls.handshake(listener.tls, sock, CONNECT_TIMEOUT)
+            if listener.kind in ("ws", "wss"):
+                sock = websocket.accept(sock, CONNECT_TIMEOUT)
+            return sock
+        except (OSError, websocket.HandshakeRefused) as e:  # ssl.SSLError, timeouts are OSErrors
+            log.info("listener %s.%s: %s:%s refused: %s", listener.kind, listener.name, *addr[:2], e)
+            sock.close()
+            return None
 
     def connection_closed(self, session: Session) -> None:
         session.listener.connections -= 1
