@@ -131,14 +131,25 @@ def start_mosquitto(core: str | None = "0", exe: str = "mosquitto") -> Broker:
 
 
 def vmqpy_config(port: int, tmpdir: str) -> str:
-    """The vernemq.conf the benchmark runs vmqpy with (no auth plugins, like mosquitto)."""
+    """The vernemq.conf the benchmark runs vmqpy with: the default configuration.
+
+    As shipped: vmq_passwd and vmq_acl loaded (an empty password file, an ACL
+    of `topic #` that allows everything), allow_anonymous on, $SYS and an HTTP
+    listener serving /metrics. Only the online queue is raised, as for mosquitto.
+    """
+    etc = Path(tmpdir) / "etc"
+    etc.mkdir(exist_ok=True)
+    (etc / "vmq.acl").write_text("topic #\n")
+    (etc / "vmq.passwd").write_text("")
     return "\n".join([
         f"nodename = bench{port}@127.0.0.1",
         f"listener.tcp.default = 127.0.0.1:{port}",
+        f"listener.http.default = 127.0.0.1:{free_port()}",
         "allow_anonymous = on",
-        "plugins.vmq_passwd = off",
-        "plugins.vmq_acl = off",
+        "plugins.vmq_passwd = on",
+        "plugins.vmq_acl = on",
         f"max_online_messages = {QUEUE_LIMIT}",
+        f"platform_etc_dir = {etc}",
         f"platform_data_dir = {tmpdir}/data",
         f"platform_log_dir = {tmpdir}/log",
         "",

@@ -25,14 +25,14 @@ class Msg:
     so a fan-out encodes once (see broker/queue.py).
     """
 
-    __slots__ = ("ref", "topic", "payload", "qos", "retain", "properties", "mountpoint",
+    __slots__ = ("_ref", "topic", "payload", "qos", "retain", "properties", "mountpoint",
                  "expiry", "sender", "frames")
 
     def __init__(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
                  properties: dict | None = None, mountpoint: str = "",
                  expiry: float | None = None, sender: tuple[str, str] | None = None,
                  ref: bytes | None = None) -> None:
-        self.ref = ref or new_ref()
+        self._ref = ref
         self.topic = topic
         self.payload = payload
         self.qos = qos
@@ -42,6 +42,14 @@ class Msg:
         self.expiry = expiry
         self.sender = sender  # subscriber id (mountpoint, client_id) of the publisher
         self.frames: dict | None = None
+
+    @property
+    def ref(self) -> bytes:
+        """The message's node-unique reference, made on first use: only stored messages need one."""
+        ref = self._ref
+        if ref is None:
+            ref = self._ref = new_ref()
+        return ref
 
     def expired(self, now: float | None = None) -> bool:
         return self.expiry is not None and (now or time.time()) >= self.expiry

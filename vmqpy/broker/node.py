@@ -10,7 +10,7 @@ import gevent
 from vmqpy.broker.listeners import Listeners
 from vmqpy.broker.message import Msg
 from vmqpy.broker.overload import OverloadMonitor
-from vmqpy.broker.queue import Out, Queue
+from vmqpy.broker.queue import Dispatcher, Out, Queue
 from vmqpy.broker.registry import Registry
 from vmqpy.broker.retain import RetainStore
 from vmqpy.broker.router import Router, Subscription
@@ -39,6 +39,7 @@ class Node:
         self.shared = SharedSubscriptions(self)
         self.wills = Wills(self)
         self.overload = OverloadMonitor(self)
+        self.dispatcher = Dispatcher(self)
         self.sessions: set = set()
         self.listeners = Listeners(self)
         self.plugins = None
@@ -61,6 +62,7 @@ class Node:
         self.plugins.start_enabled()
         self.admin = AdminServer(self)
         self.admin.start()
+        self.dispatcher.start()
         self.listeners.start_all()
         self.overload.start()
         if self.workers is None or self.workers.runs_operations:
@@ -75,6 +77,7 @@ class Node:
             self.ops.stop()
         self.listeners.stop_all()
         self.overload.stop()
+        self.dispatcher.stop()
         for session in list(self.sessions):
             session.kick(0x8B)  # server shutting down
         gevent.sleep(0)  # let the connection greenlets run their cleanup

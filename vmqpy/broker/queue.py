@@ -1,8 +1,11 @@
 """The per-client-id queue: holds a subscriber's messages and feeds its session.
 
-Publishers call `enqueue` (a non-blocking append plus a wake-up); the queue's
-own greenlet, alive while a session is attached, drains `pending` in batches
-as the session's in-flight window allows and writes each batch with one send.
+Publishers call `enqueue` (a non-blocking append that marks the queue for
+delivery). The node's `Dispatcher` delivers marked queues when the batch that
+marked them ends, in the greenlet that handled it (DESIGN §3): `pending` is
+drained as the session's in-flight window allows and written straight into
+the subscriber's socket with one non-blocking send per batch. A queue has no
+greenlet of its own; while a session's socket has a backlog it holds back.
 
 Where messages live:
 - `pending` (memory): messages to send, bounded by max_online_messages.
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import gevent
-from gevent.event import Event
+from gevent.hub import get_hub
 
 from vmqpy.broker.message import Msg
 
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from vmqpy.broker.session import Session
 
 REFILL_BATCH = 500
+RETRY_TICK = 1.0  # seconds between looks for v3 deliveries due for a resend
 RETAIN_FLAG = 4  # delivery flags stored with an entry: qos in bits 0-1, retain in bit 2
 # Drop reasons that have a counter of their own besides queue_message_drop.
 _DROP_COUNTERS = {"shed": "queue_message_shed", "max_packet_size_exceeded": "queue_message_too_large"}
@@ -78,8 +82,8 @@ class Queue:
         self._cursor: int | None = None  # last store seq read into memory
         self._next_pid = 1
         self._rr = 0
-        self._wake = Event()
-        self._greenlet: gevent.Greenlet | None = None
+        self._dirty = False  # marked for the dispatcher
+        self._busy = 0  # 1: delivering; 2: and asked again meanwhile (a hook blocked it)
         self.offline_since: float | None = time.time()
         self.expiry_timer: gevent.Greenlet | None = None
 
@@ -95,9 +99,7 @@ class Queue:
 
     def start_delivery(self, session: Session) -> None:
         self._resend_inflight(session)
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._run)
-        self._wake.set()
+        self.wake()
 
     def detach(self, session: Session, handover: bool = False) -> None:
         """`session` leaves; `handover`: a new connection takes its place at once (takeover)."""
@@ -114,7 +116,6 @@ class Queue:
             self._cursor = None  # re-read stored entries from the start next time
             self.backlog = self._stored_not_inflight()
             self._drop_stored_pending()
-            self._wake.set()
 
     def _adopt(self, orphans: list[Out]) -> None:
         """Multiple sessions: what the leaving one had in flight goes to another (balance) or,
@@ -172,7 +173,13 @@ class Queue:
         else:
             self._push(Out(msg, qos, retain, sub_ids, None, group), self.opts.max_offline_messages)
         if self.sessions:
-            self._wake.set()
+            self.wake()
+
+    def wake(self) -> None:
+        """Deliver what is pending when the running batch ends (or soon, outside of one)."""
+        if not self._dirty:
+            self._dirty = True
+            self.node.dispatcher.mark(self)
 
     def _push(self, out: Out, limit: int) -> None:
         pending = self.pending
@@ -211,20 +218,7 @@ class Queue:
         self.node.hooks_event("on_message_drop", self.sid, (msg.topic, msg.payload, msg.qos, msg.retain),
                               reason)
 
-    # -- the queue greenlet -------------------------------------------------
-    def _run(self) -> None:
-        retry = self.node.config["retry_interval"]
-        try:
-            while self.sessions:
-                self._wake.wait(timeout=retry or None)
-                self._wake.clear()
-                if self.sessions:
-                    self._deliver()
-                    if retry:
-                        self._retry_v3(retry)
-        finally:
-            self._greenlet = None
-
+    # -- delivery (in the greenlet of the batch that marked the queue) ------
     def _refill(self) -> None:
         """Move the next stored entries into memory, oldest first."""
         want = REFILL_BATCH - len(self.pending)
@@ -242,7 +236,23 @@ class Queue:
         self._rr = (self._rr + 1) % len(self.sessions)
         return self.sessions[self._rr]
 
+    def deliver(self) -> None:
+        if self._busy:  # an on_deliver hook blocked the running delivery: it goes round again
+            self._busy = 2
+            return
+        self._busy = 1
+        try:
+            while self.sessions:
+                self._deliver()
+                if self._busy == 1:
+                    return
+                self._busy = 1
+        finally:
+            self._busy = 0
+
     def _deliver(self) -> None:
+        if any(s.writing for s in self.sessions):
+            return  # its writer greenlet wakes the queue once the socket took the backlog
         if self.backlog and len(self.pending) < REFILL_BATCH // 2:
             self._refill()
         if not self.pending:
@@ -331,7 +341,7 @@ class Queue:
         if frames:
             session.send_frames(frames)
 
-    def _retry_v3(self, interval: float) -> None:
+    def retry_v3(self, interval: float) -> None:
         """v3 only: resend QoS 1/2 messages unacked for retry_interval (v5 resends on reconnect)."""
         now = time.monotonic()
         due: dict[Session, list[bytes]] = {}
@@ -357,7 +367,7 @@ class Queue:
         del self.inflight[pid]
         session.inflight_count -= 1
         self._forget(out)
-        self._wake.set()
+        self.wake()
         return True
 
     # -- teardown -----------------------------------------------------------
@@ -397,3 +407,55 @@ class Queue:
 
     def size(self) -> int:
         return len(self.pending) + len(self.inflight) + self.backlog
+
+
+class Dispatcher:
+    """The node's queues with messages to deliver, and the v3 resend timer.
+
+    A session delivers every queue its batch marked at the end of that batch
+    (`flush`): one write per subscriber per batch, from the publisher's
+    greenlet, no wake-up of another. What is marked outside of a batch (wills,
+    retained messages, timers, other workers) is flushed by a greenlet started
+    from the next turn of the loop.
+    """
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.dirty: list[Queue] = []
+        self._scheduled = False
+        self._retry: gevent.Greenlet | None = None
+
+    def mark(self, queue: Queue) -> None:
+        self.dirty.append(queue)
+        if not self._scheduled:
+            self._scheduled = True
+            get_hub().loop.run_callback(self._later)
+
+    def _later(self) -> None:
+        self._scheduled = False
+        if self.dirty:
+            gevent.spawn(self.flush)  # delivery may run hooks that block: not in the hub
+
+    def flush(self) -> None:
+        while self.dirty:
+            dirty, self.dirty = self.dirty, []
+            for queue in dirty:
+                queue._dirty = False
+                queue.deliver()
+
+    def start(self) -> None:
+        self._retry = gevent.spawn(self._resend)
+
+    def stop(self) -> None:
+        if self._retry is not None:
+            self._retry.kill(block=False)
+            self._retry = None
+
+    def _resend(self) -> None:
+        """v3: resend QoS 1/2 deliveries unacked for retry_interval (v5 resends on reconnect only)."""
+        while True:
+            gevent.sleep(RETRY_TICK)
+            interval = self.node.config["retry_interval"]
+            if interval:
+                for queue in [q for q in self.node.registry.queues.values() if q.inflight and q.sessions]:
+                    queue.retry_v3(interval)

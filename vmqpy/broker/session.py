@@ -1,10 +1,20 @@
-"""The connection greenlet: one MQTT connection from CONNECT to close.
+"""The connection: one MQTT connection from CONNECT to close.
 
-It reads up to 64 KiB per recv, decodes every complete frame, handles them in
-order and sends the acks of the whole batch with one write (after flushing the
-message store, so an acked QoS 1/2 message is on disk first). Deliveries to
-this client are written by its queue's greenlet through `send_frames`.
-CONNECT handling lives in connect.py, the AUTH exchange in auth.py.
+A plain TCP connection holds no greenlet while it is idle (DESIGN §3): a libev
+watcher on its socket starts a short-lived greenlet when bytes arrive. That
+greenlet reads up to 64 KiB per recv, decodes every complete frame, handles
+them in order, then ends the batch: message store flushed, the messages it
+routed written (one write per subscriber, see queue.Dispatcher) and its acks
+sent with one write. It ends when the socket has no more bytes, after a short
+read without another recv. TLS and WebSocket transports buffer bytes the
+watcher cannot see, so a greenlet keeps reading those for the connection's life.
+
+`send` never blocks its caller, whichever greenlet that is: it tries a
+non-blocking send and only what the socket does not take waits in `_out` for
+a writer greenlet; while that backlog exists the queue holds its deliveries
+back, where its limits apply. Keep alive and the CONNECT timeout are one libev
+timer per connection. CONNECT handling lives in connect.py, the AUTH exchange
+in auth.py.
 """
 
 from __future__ import annotations
@@ -15,7 +25,8 @@ import time
 from typing import TYPE_CHECKING
 
 import gevent
-from gevent.lock import Semaphore
+from gevent.hub import get_hub
+from greenlet import greenlet
 
 from vmqpy.broker import auth, connect
 from vmqpy.broker.errors import Disconnect
@@ -23,7 +34,14 @@ from vmqpy.broker.message import Msg
 from vmqpy.broker.router import Subscription
 from vmqpy.mqtt import packets as P
 from vmqpy.mqtt import reasons as R
-from vmqpy.mqtt.codec import Decoder, MQTTError, UnsupportedProtocolVersion, encode, publish_frame
+from vmqpy.mqtt.codec import (
+    Decoder,
+    MQTTError,
+    UnsupportedProtocolVersion,
+    ack_frame,
+    encode,
+    publish_frame,
+)
 from vmqpy.mqtt.topic import parse_shared, valid_filter
 
 if TYPE_CHECKING:
@@ -36,9 +54,19 @@ log = logging.getLogger(__name__)
 
 RECV_SIZE = 65536
 CONNECT_TIMEOUT = 30.0
+_READ, _WRITE = 1, 2  # libev io watcher events
+_PUBACK, _PUBREC, _PUBCOMP = P.PUBACK << 4, P.PUBREC << 4, P.PUBCOMP << 4
 
 
 class Session:
+    # "__dict__" stays empty unless something shadows a method (admin/trace.py shadows `send`).
+    __slots__ = ("node", "sock", "peer", "listener", "mountpoint", "decoder", "proto_level", "client_id",
+                 "assigned_id", "sid", "username", "queue", "will", "expiry", "keepalive", "connected",
+                 "closed", "clean_disconnect", "inflight_count", "receive_max", "client_max_packet",
+                 "in_quota", "aliases_in", "aliases_out", "throttle", "auth", "auth_method", "_qos1_in",
+                 "_acks", "_suppress_will", "_reader", "_writable", "_timer", "_reading", "_out", "_done",
+                 "__dict__")
+
     def __init__(self, node: Node, sock: socket.socket, peer: tuple, listener) -> None:
         self.node = node
         self.sock = sock
@@ -69,84 +97,195 @@ class Session:
         self.auth_method: str | None = None
         self._qos1_in = 0               # QoS 1 publishes of this batch, acked at its end
         self._acks: list[bytes] = []
-        self._wlock = Semaphore()
         self._suppress_will = False
+        self._reader = None             # read watcher of a parked (plain TCP) connection; None: a greenlet reads
+        self._writable = None           # write watcher the writer greenlet of a parked connection waits on
+        self._timer = None              # CONNECT timeout, then keep alive
+        self._reading = False           # a greenlet is handling this connection's input
+        self._out: list[bytes] | None = None  # bytes the socket did not take yet, for the writer greenlet
+        self._done = False              # cleaned up
 
-    # -- the greenlet -------------------------------------------------------
-    def run(self) -> None:
-        metrics = self.node.metrics
-        metrics.counters["socket_open"] += 1
+    # -- reading --------------------------------------------------------------
+    def start(self) -> None:
+        """Serve the connection from the accepting greenlet, which it leaves once parked (plain TCP)."""
+        self.node.metrics.counters["socket_open"] += 1
+        loop = get_hub().loop
+        if self.listener.kind == "tcp":
+            self.sock.settimeout(0.0)  # recv and send raise instead of waiting
+            self._reader = loop.io(self.sock.fileno(), _READ)
+        else:
+            self.sock.settimeout(None)
+        self._set_timer(CONNECT_TIMEOUT)
+        self._step()
+
+    def _readable(self) -> None:
+        """Read watcher callback (in the hub): handle the input in a greenlet of its own."""
+        self._reader.stop()
+        greenlet(self._step, get_hub()).switch()
+
+    def _step(self) -> None:
+        """Read and handle input until the socket has no more; then park or, once closed, clean up."""
+        self._reading = True
         try:
-            self._serve()
-        except Disconnect as e:
-            self._flush_acks()  # the packets handled before the violation keep their acks
+            self._read()
+        except (Exception, gevent.Timeout) as e:
+            self._fail(e)
+        finally:
+            self._reading = False
+        if self._reader is None or self.closed:
+            self._cleanup()
+        else:
+            self._reader.start(self._readable)
+
+    def _fail(self, e: BaseException) -> None:
+        """An error while handling input ends the connection, answered as the spec says."""
+        if isinstance(e, Disconnect):
+            self._end_batch()  # the packets handled before the violation keep their acks
             self._send_disconnect(e.reason_code, str(e))
             log.info("client %r from %s:%s disconnected: %s", self.client_id, *self.peer, e)
-        except MQTTError as e:
+        elif isinstance(e, MQTTError):
             self._reject(e)
-        except (OSError, gevent.Timeout) as e:
+        elif isinstance(e, OSError | gevent.Timeout):
             if not self.closed:
                 log.debug("client %r socket error: %s", self.client_id, e)
-        finally:
-            self._cleanup()
+        else:  # a bug must not reach the hub: this connection ends, the node goes on
+            log.error("client %r from %s:%s: internal error", self.client_id, *self.peer, exc_info=e)
+        self.close()
 
-    def _serve(self) -> None:
+    def _read(self) -> None:
         sock = self.sock
-        sock.settimeout(CONNECT_TIMEOUT)
-        decoder = self.decoder
+        parked = self._reader is not None
         while not self.closed:
             try:
                 data = sock.recv(RECV_SIZE)
-            except TimeoutError:
-                if not self.connected:
-                    return
-                self.node.metrics.counters["client_keepalive_expired"] += 1
-                raise Disconnect(R.KEEP_ALIVE_TIMEOUT, "keep alive timeout") from None
-            if not data:
+            except BlockingIOError:
                 return
-            packets = decoder.feed(data)
-            publishes = 0
-            for p in packets:
-                if self.closed:
-                    break
-                if p.type == P.PUBLISH and self.connected:
-                    publishes += 1
-                    self._on_publish(p)
-                    if self.throttle is not None:
-                        self._throttle()
-                else:
-                    (_HANDLERS if self.connected else _PRE_CONNECT)[p.type](self, p)
-            if publishes:
-                self.node.metrics.counters["mqtt_publish_received"] += publishes
-            self._flush_acks()
+            if not data:
+                self.close()
+                return
+            self._timer.again(self._timed_out, update=False)
+            self._handle(data)
+            if parked and len(data) < RECV_SIZE:
+                return  # drained: no recv just to hear EAGAIN, the watcher says when there is more
+
+    def _handle(self, data: bytes) -> None:
+        packets = self.decoder.feed(data)
+        publishes = 0
+        for p in packets:
+            if self.closed:
+                break
+            if p.type == P.PUBLISH and self.connected:
+                publishes += 1
+                self._on_publish(p)
+                if self.throttle is not None:
+                    self._throttle()
+            else:
+                (_HANDLERS if self.connected else _PRE_CONNECT)[p.type](self, p)
+        if publishes:
+            self.node.metrics.counters["mqtt_publish_received"] += publishes
+        self._end_batch()
 
     def _throttle(self) -> None:
         """Over max_message_rate: stop reading until the rate window ends (TCP pushes back)."""
         pause = self.throttle.take()
         if pause:
             self.node.metrics.counters["mqtt_publish_throttled"] += 1
-            self._flush_acks()
+            self._end_batch()
             gevent.sleep(pause)
 
-    def _flush_acks(self) -> None:
+    def _end_batch(self) -> None:
+        """Message store flushed, the routed messages written, then the acks in one write."""
         self._qos1_in = 0
-        store = self.node.msg_store
-        if store.pending():
-            store.flush()
+        node = self.node
+        if node.msg_store.pending():
+            node.msg_store.flush()
+        node.dispatcher.flush()
         if self._acks:
             data = b"".join(self._acks)
             self._acks.clear()
             self.send(data)
 
-    # -- writing ------------------------------------------------------------
-    def send(self, data: bytes) -> None:
+    # -- timers -------------------------------------------------------------
+    def _set_timer(self, seconds: float) -> None:
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
+        if seconds:
+            self._timer = get_hub().loop.timer(seconds, seconds)
+            self._timer.again(self._timed_out, update=False)
+
+    def keep_alive(self) -> None:
+        """CONNECT accepted: from now on the keep alive (1.5 times it) bounds the silence."""
+        self._set_timer(self.keepalive * 1.5)
+
+    def _timed_out(self) -> None:
+        """Timer callback (in the hub)."""
+        self._timer.stop()
+        gevent.spawn(self._expire)
+
+    def _expire(self) -> None:
         if self.closed:
             return
+        if self.connected:
+            self.node.metrics.counters["client_keepalive_expired"] += 1
+            self._send_disconnect(R.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
+            log.info("client %r from %s:%s disconnected: keep alive timeout", self.client_id, *self.peer)
+        self.close()
+
+    # -- writing ------------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        """Write without blocking: what the socket does not take now, a writer greenlet sends."""
+        if self.closed:
+            return
+        out = self._out
+        if out is not None:
+            out.append(data)
+            return
+        if self._reader is not None:
+            try:
+                sent = self.sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self.close()
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
+        self._out = [data]
+        gevent.spawn(self._drain)
+
+    @property
+    def writing(self) -> bool:
+        """A backlog waits for the socket: the queue holds further deliveries back."""
+        return self._out is not None
+
+    def _drain(self) -> None:
+        """The writer greenlet: sends the backlog, then lets the queue deliver again."""
+        out = self._out
         try:
-            with self._wlock:
-                self.sock.sendall(data)
+            while out and not self.closed:
+                data = b"".join(out)
+                out.clear()
+                if self._reader is None:
+                    self.sock.sendall(data)
+                else:
+                    self._send_parked(data)
         except OSError:
             self.close()
+        self._out = None
+        if self.queue is not None and not self.closed:
+            self.queue.wake()
+
+    def _send_parked(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self.sock.send(view):]
+            except BlockingIOError:
+                if self._writable is None:
+                    self._writable = get_hub().loop.io(self.sock.fileno(), _WRITE)
+                get_hub().wait(self._writable)
 
     def send_frames(self, frames: list[bytes]) -> None:
         self.send(frames[0] if len(frames) == 1 else b"".join(frames))
@@ -228,11 +367,18 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        for watcher in (self._reader, self._timer):
+            if watcher is not None:
+                watcher.stop()
+        if self._writable is not None:  # wake a writer waiting for room: it stops
+            get_hub().cancel_wait(self._writable, ConnectionAbortedError("connection closed"))
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
         self.sock.close()
+        if self._reader is not None and not self._reading:
+            gevent.spawn(self._cleanup)  # parked: no greenlet of this connection runs to do it
 
     def taken_over(self) -> None:
         """Another connection registered our client id: leave (called from its greenlet)."""
@@ -246,6 +392,9 @@ class Session:
         self.close()
 
     def _cleanup(self) -> None:
+        if self._done:
+            return
+        self._done = True
         self.close()
         node = self.node
         node.metrics.counters["socket_close"] += 1
@@ -307,7 +456,7 @@ class Session:
         qos = p.qos
         pid = p.packet_id
         if qos == 2 and pid in self.queue.awaiting_rel:
-            self._acks.append(encode(P.Pubrec(pid), self.proto_level))  # resend: route once only
+            self._acks.append(ack_frame(_PUBREC, pid))  # resend: route once only
             return
         if qos and self.in_quota:
             self._check_receive_max(qos)
@@ -321,14 +470,15 @@ class Session:
         allowed = self.node.authorize_publish(self, msg)
         if allowed:
             self.node.publish(msg)
-        if qos == 1:
-            code = 0 if allowed else R.NOT_AUTHORIZED
-            self._acks.append(encode(P.Puback(pid, code if self.proto_level == 5 else 0), self.proto_level))
-        elif qos == 2:
-            code = 0 if allowed else R.NOT_AUTHORIZED
-            if allowed:
+        if not qos:
+            return
+        if allowed or self.proto_level != 5:
+            if qos == 2 and allowed:
                 self.queue.awaiting_rel.add(pid)
-            self._acks.append(encode(P.Pubrec(pid, code if self.proto_level == 5 else 0), self.proto_level))
+            self._acks.append(ack_frame(_PUBACK if qos == 1 else _PUBREC, pid))
+        else:
+            ack = P.Puback if qos == 1 else P.Pubrec
+            self._acks.append(encode(ack(pid, R.NOT_AUTHORIZED), 5))
 
     def _check_receive_max(self, qos: int) -> None:
         # Unacked inbound: this batch's QoS 1 (acked at its end) and QoS 2 awaiting PUBREL.
@@ -341,7 +491,7 @@ class Session:
     def _on_pubrel(self, p: P.Pubrel) -> None:
         self.node.metrics.counters["mqtt_pubrel_received"] += 1
         self.queue.awaiting_rel.discard(p.packet_id)
-        self._acks.append(encode(P.Pubcomp(p.packet_id), self.proto_level))
+        self._acks.append(ack_frame(_PUBCOMP, p.packet_id))
 
     # -- acks of our deliveries ---------------------------------------------
     def _on_puback(self, p: P.Puback) -> None:

@@ -670,12 +670,17 @@ def _e_publish(pk: Publish, version: int) -> bytes:
                     pk.properties, version)[0]
 
 
+def ack_frame(b0: int, pid: int) -> bytes:
+    """PUBACK/PUBREC/PUBREL/PUBCOMP (byte 0 `b0`, flags included) in the short form every version
+    reads as success: what the broker sends for nearly every QoS 1/2 message."""
+    return bytes((b0, 2, pid >> 8, pid & 0xFF))
+
+
 def _e_ack(pk: Puback | Pubrec | Pubrel | Pubcomp, version: int) -> bytes:
     b0 = (pk.type << 4) | _FLAGS.get(pk.type, 0)
-    pid = pk.packet_id.to_bytes(2, "big")
     if version != MQTT5 or (not pk.reason_code and not pk.properties):
-        return _frame(b0, pid)  # the short form v5 allows for success without properties
-    return _frame(b0, pid, _SINGLE[pk.reason_code], _props(pk, version, pk.type))
+        return ack_frame(b0, pk.packet_id)  # the short form v5 allows for success without properties
+    return _frame(b0, pk.packet_id.to_bytes(2, "big"), _SINGLE[pk.reason_code], _props(pk, version, pk.type))
 
 
 def _e_subscribe(pk: Subscribe, version: int) -> bytes:

@@ -125,17 +125,38 @@ def load(path: str) -> Acl:
         return parse(f.read(), path)
 
 
+PUBLISH_CACHE_MAX = 65536  # decisions kept; the cache starts over when full
+
+
 class AclPlugin:
+    """The hooks over the current ACL file.
+
+    auth_on_publish runs for every message, so its answers are cached per
+    (username, subscriber id, topic) until the file is reloaded.
+    """
+
     def __init__(self, path: str, interval: float) -> None:
         self._acl = Acl()
+        self._published: dict[tuple, str] = {}
         self.reloader = FileReloader("vmq_acl", path, interval, load, self._set_acl)
 
     def _set_acl(self, acl: Acl) -> None:
-        self._acl = acl  # one rebinding: a check never sees half a file
+        # One rebinding each: a check never sees half a file or an answer of the old one.
+        self._acl = acl
+        self._published = {}
 
     def auth_on_publish(self, username: str | None, subscriber_id: tuple[str, str], qos: int,
                         topic: str, payload: bytes, is_retain: bool) -> str:
-        return "ok" if self._acl.allows(WRITE, topic, username, subscriber_id, wildcards=False) else "next"
+        key = (username, subscriber_id, topic)
+        cache = self._published
+        answer = cache.get(key)
+        if answer is None:
+            allowed = self._acl.allows(WRITE, topic, username, subscriber_id, wildcards=False)
+            answer = "ok" if allowed else "next"
+            if len(cache) >= PUBLISH_CACHE_MAX:
+                cache.clear()
+            cache[key] = answer
+        return answer
 
     def auth_on_publish_m5(self, username: str | None, subscriber_id: tuple[str, str], qos: int,
                            topic: str, payload: bytes, is_retain: bool, properties: dict) -> str:
