@@ -1,0 +1,371 @@
+"""Links between the worker processes of one node (nr_of_workers > 1; docs/workers.md).
+
+Every worker listens on its own unix socket. Worker K dials every other worker
+J once and writes to J only on that connection, so each ordered pair of
+workers has one ordered stream: what K forwards to J arrives in the order K
+sent it (MQTT ordering per publisher -> subscriber pair). J never writes on a
+connection it accepted, except to answer the parent's RPC.
+
+A stream carries frames: a 4-byte length and a marshal'ed list of records
+(tuples whose first item is one of the T_* codes). Records queued during one
+loop turn leave in one frame and one write (DESIGN §3). A connection handed
+over to its owner travels as a frame of its own, its fd attached with
+SCM_RIGHTS; the receiver keeps received fds in arrival order and takes one per
+T_HANDOFF record.
+
+`barrier()` waits until every connected peer has processed everything this
+worker sent before it, and this worker has received everything the peers
+queued for it before answering (a ping out on our stream, its pong back on
+theirs): a SUBACK sent after a barrier means every publish routed afterwards
+sees the subscription, and retained messages set elsewhere are here.
+"""
+
+from __future__ import annotations
+
+import array
+import logging
+import marshal
+import os
+import socket
+from collections import deque
+from collections.abc import Callable
+
+import gevent
+from gevent.event import Event
+
+log = logging.getLogger(__name__)
+
+T_HELLO, T_SUBS, T_SUB, T_UNSUB, T_PUB, T_RETAIN, T_PING, T_PONG, T_HANDOFF, T_RPC = range(10)
+PARENT = -1  # the index the supervising parent says hello with (RPC only)
+RECV_SIZE = 262144
+MAX_FDS = 64
+DIAL_BACKOFF = (0.02, 0.5)
+
+
+def pack(records: list) -> bytes:
+    body = marshal.dumps(records)
+    return len(body).to_bytes(4, "big") + body
+
+
+class FrameReader:
+    """Splits a byte stream into record lists; keeps a partial frame as chunks (no quadratic joins)."""
+
+    __slots__ = ("_chunks", "_have", "_need")
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._have = 0
+        self._need = 4
+
+    def feed(self, data: bytes) -> list[list]:
+        if self._chunks:
+            self._chunks.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return []
+            data = b"".join(self._chunks)
+            self._chunks = []
+        out = []
+        view = memoryview(data)
+        n = len(data)
+        i = 0
+        need = 4
+        while n - i >= 4:
+            end = i + 4 + int.from_bytes(view[i:i + 4], "big")
+            if end > n:
+                need = end - i
+                break
+            out.append(marshal.loads(view[i + 4:end]))
+            i = end
+        if i < n:
+            self._chunks = [data[i:]]
+            self._have = n - i
+            self._need = max(need, 4)
+        return out
+
+
+def request(path: str, argv: list[str], timeout: float = 30.0) -> tuple:
+    """The parent's RPC: run an admin command on the worker behind `path` (see Links._serve_rpc)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(pack([(T_HELLO, PARENT), (T_RPC, argv)]))
+        reader = FrameReader()
+        while True:
+            data = s.recv(RECV_SIZE)
+            if not data:
+                raise ConnectionError("worker closed the RPC connection")
+            frames = reader.feed(data)
+            if frames:
+                return frames[0][0]
+
+
+class Peer:
+    """The outgoing stream to one other worker: dial, sync, then write batches."""
+
+    def __init__(self, links: Links, index: int, path: str) -> None:
+        self.links = links
+        self.index = index
+        self.path = path
+        self.up = False
+        self.up_event = Event()
+        self.records: list = []
+        self.handoffs: deque[tuple[bytes, int]] = deque()
+        self._wake = Event()
+        self._armed = False
+        self._sock: socket.socket | None = None
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+        self._close()
+
+    def send(self, record: tuple) -> None:
+        """Queue one record for the next frame; dropped while the peer is down."""
+        if self.up:
+            self.records.append(record)
+            if not self._armed:
+                self._armed = True
+                self._wake.set()
+
+    def handoff(self, record: tuple, fd: int) -> None:
+        """Pass an accepted connection's fd with `record`; the peer owns it from now on (we close ours)."""
+        self.handoffs.append((pack([record]), fd))
+        if not self._armed:
+            self._armed = True
+            self._wake.set()
+
+    # -- the writer greenlet ------------------------------------------------
+    def _run(self) -> None:
+        delay = DIAL_BACKOFF[0]
+        while True:
+            sock = self._dial()
+            if sock is None:
+                gevent.sleep(delay)  # the peer is (re)starting: its socket is not there yet
+                delay = min(delay * 2, DIAL_BACKOFF[1])
+                continue
+            delay = DIAL_BACKOFF[0]
+            self._sock = sock
+            # Sync first, then live records: built and queued in this same turn, so nothing is missed.
+            self.records = [(T_HELLO, self.links.index), *self.links.sync_records(self.index)]
+            self.up = True
+            self.up_event.set()
+            self._armed = True
+            self._wake.set()
+            self.links.check_synced()
+            watcher = gevent.spawn(self._watch, sock)
+            try:
+                self._write_loop(sock)
+            except OSError:
+                pass
+            finally:
+                watcher.kill(block=False)
+                self._down()
+
+    def _dial(self) -> socket.socket | None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            return None
+        return sock
+
+    def _write_loop(self, sock: socket.socket) -> None:
+        while self.up:
+            self._wake.wait()
+            self._wake.clear()
+            self._armed = False
+            if self.records:
+                batch, self.records = self.records, []
+                sock.sendall(pack(batch))
+            while self.handoffs:
+                frame, fd = self.handoffs.popleft()
+                try:
+                    sent = socket.send_fds(sock, [frame], [fd])
+                    if sent < len(frame):
+                        sock.sendall(frame[sent:])
+                finally:
+                    os.close(fd)
+
+    def _watch(self, sock: socket.socket) -> None:
+        """The peer never writes here: EOF or an error means it is gone."""
+        try:
+            sock.recv(1)
+        except OSError:
+            pass
+        self.up = False
+        self._wake.set()
+
+    def _down(self) -> None:
+        was_up = self.up_event.is_set()
+        self.up = False
+        self.up_event.clear()
+        self.records = []
+        while self.handoffs:
+            os.close(self.handoffs.popleft()[1])  # the client reconnects and lands on the new owner
+        self._close()
+        if was_up:
+            self.links.peer_down(self.index)
+
+    def _close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+class Links:
+    """This worker's side of the mesh: its listening socket, its peers, the barrier."""
+
+    def __init__(self, index: int, paths: list[str], dispatch: Callable[[int, list, deque], None],
+                 sync_records: Callable[[int], list], rpc: Callable[[list[str]], tuple],
+                 inbound_gone: Callable[[int], None], batch_done: Callable[[], None]) -> None:
+        self.index = index
+        self.paths = paths
+        self.dispatch = dispatch          # (from worker, records, received fds)
+        self.sync_records = sync_records  # what a (re)connected peer must learn first
+        self.rpc = rpc
+        self.inbound_gone = inbound_gone
+        self.batch_done = batch_done      # after each received frame batch (store flush)
+        self.peers: dict[int, Peer] = {k: Peer(self, k, p) for k, p in enumerate(paths) if k != index}
+        self.inbound: set[int] = set()    # workers whose stream to us is connected
+        self.synced = Event()             # every peer connected both ways
+        self._server: socket.socket | None = None
+        self._greenlets: list[gevent.Greenlet] = []
+        self._seq = 0
+        self._waiting: dict[int, tuple[Event, set[int]]] = {}
+
+    # -- lifecycle ----------------------------------------------------------
+    def listen(self) -> None:
+        path = self.paths[self.index]
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            server.bind(path)
+        finally:
+            os.umask(old_umask)
+        server.listen(64)
+        self._server = server
+        self._greenlets.append(gevent.spawn(self._accept_loop, server))
+
+    def connect(self) -> None:
+        for peer in self.peers.values():
+            peer.start()
+        self.check_synced()
+
+    def stop(self) -> None:
+        for peer in self.peers.values():
+            peer.stop()
+        for g in self._greenlets:
+            g.kill(block=False)
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def check_synced(self) -> None:
+        if all(p.up for p in self.peers.values()) and self.inbound >= set(self.peers):
+            self.synced.set()
+
+    # -- sending ------------------------------------------------------------
+    def broadcast(self, record: tuple) -> None:
+        for peer in self.peers.values():
+            peer.send(record)
+
+    def barrier(self, timeout: float = 5.0) -> None:
+        """Return once every connected peer has answered a ping queued now (see module doc)."""
+        up = {k for k, p in self.peers.items() if p.up}
+        if not up:
+            return
+        self._seq += 1
+        seq = self._seq
+        done = Event()
+        self._waiting[seq] = (done, up)
+        for k in up:
+            self.peers[k].send((T_PING, seq))
+        if not done.wait(timeout):
+            log.warning("workers %s did not answer a barrier within %ss", sorted(up), timeout)
+        self._waiting.pop(seq, None)
+
+    def _ponged(self, k: int, seq: int) -> None:
+        for s in [s for s in self._waiting if s <= seq]:
+            self._release(s, k)
+
+    def _release(self, seq: int, k: int) -> None:
+        done, pending = self._waiting[seq]
+        pending.discard(k)
+        if not pending:
+            done.set()
+            del self._waiting[seq]
+
+    def peer_down(self, k: int) -> None:
+        for s in list(self._waiting):
+            self._release(s, k)
+
+    # -- receiving ----------------------------------------------------------
+    def _accept_loop(self, server: socket.socket) -> None:
+        while True:
+            conn, _ = server.accept()
+            self._greenlets.append(gevent.spawn(self._serve, conn))
+            self._greenlets = [g for g in self._greenlets if not g.dead]
+
+    def _serve(self, conn: socket.socket) -> None:
+        reader = FrameReader()
+        fds: deque[int] = deque()
+        peer: int | None = None
+        try:
+            while True:
+                data, anc, _flags, _addr = conn.recvmsg(RECV_SIZE, socket.CMSG_SPACE(MAX_FDS * 4))
+                for level, kind, payload in anc:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                        fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
+                if not data:
+                    return
+                for records in reader.feed(data):
+                    if peer is None:
+                        peer = records[0][1]
+                        if peer == PARENT:
+                            return self._serve_rpc(conn, records[1:])
+                        self.inbound.add(peer)
+                        records = records[1:]
+                    self._handle(peer, records, fds)
+                self.batch_done()
+                if peer is not None and not self.synced.is_set():
+                    self.check_synced()
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            for fd in fds:
+                os.close(fd)
+            if peer is not None and peer != PARENT:
+                self.inbound.discard(peer)
+                self.synced.clear()
+                self.inbound_gone(peer)
+
+    def _handle(self, peer: int, records: list, fds: deque) -> None:
+        start = 0
+        for i, rec in enumerate(records):
+            kind = rec[0]
+            if kind == T_PING or kind == T_PONG:
+                if start < i:
+                    self.dispatch(peer, records[start:i], fds)  # what came before is applied first
+                start = i + 1
+                if kind == T_PONG:
+                    self._ponged(peer, rec[1])
+                elif (target := self.peers.get(peer)) is not None:
+                    target.send((T_PONG, rec[1]))
+        if start < len(records):
+            self.dispatch(peer, records[start:] if start else records, fds)
+
+    def _serve_rpc(self, conn: socket.socket, records: list) -> None:
+        for rec in records:
+            if rec[0] == T_RPC:
+                conn.sendall(pack([self.rpc(rec[1])]))

@@ -1,0 +1,312 @@
+"""One worker's view of the others (`node.workers` when nr_of_workers > 1; docs/workers.md).
+
+- Subscriptions: every worker tells the others which (mountpoint, filter) it
+  has local subscribers for (once per filter, not per subscriber, as DESIGN
+  §5 does for nodes). `remote` is a Router whose "subscribers" are workers.
+- Publishes: delivered locally by Node.publish, then `route` forwards one copy
+  per other worker with matches on that worker's ordered stream. The receiver
+  routes to its local subscribers only (`inbound` is not None).
+- Shared subscriptions: members are grouped across workers; one target per
+  message and group, here or on one worker that has members.
+- Retained messages: every worker keeps the whole retained trie; sets and
+  clears are broadcast; only the worker owning the topic (by hash) persists
+  it, and sends what it persists to every worker that (re)connects.
+- Connections: see worker_accept.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections import deque
+from typing import TYPE_CHECKING
+
+import gevent
+
+from vmqpy.broker import interworker as iw
+from vmqpy.broker.message import Msg
+from vmqpy.broker.registry import split_filter
+from vmqpy.broker.retain import PREFIX as RETAIN_PREFIX
+from vmqpy.broker.router import Router, Subscription
+from vmqpy.broker.worker_accept import PrereadSocket, owner, read_connect
+
+if TYPE_CHECKING:
+    import socket
+
+    from vmqpy.broker.listeners import Listener
+    from vmqpy.broker.node import Node
+
+log = logging.getLogger(__name__)
+
+NO_GROUPS: tuple = ()
+HANDOFF_WAIT = 5.0
+_ANY = Subscription()
+
+
+class WorkerRuntime:
+    def __init__(self, node: Node, index: int, count: int, listen_fds: dict[str, int],
+                 link_paths: list[str]) -> None:
+        self.node = node
+        self.index = index
+        self.count = count
+        self.listen_fds = listen_fds
+        self.links = iw.Links(index, link_paths, self._dispatch, self._sync_records, self._rpc,
+                              self._inbound_gone, self._batch_done)
+        self.local: dict[tuple[str, str], int] = {}      # (mountpoint, filter) -> local subscribers
+        self.remote = Router()                            # subscriber ids: (mountpoint, str(worker))
+        self.remote_filters: dict[int, set[tuple[str, str]]] = {}
+        self._targets: dict[tuple[str, str], tuple[tuple[int, ...], dict[str, list[int]]]] = {}
+        self._orphans: list[tuple] = []                   # retained records persisted here, owned elsewhere
+        self._orphans_due = set(range(count)) - {index}   # workers that have not had them yet
+        node.retain.owns = self.owns_topic
+        for sid, table in node.registry.subscriptions.items():
+            for filt in table:
+                key = (sid[0], filt)
+                self.local[key] = self.local.get(key, 0) + 1
+        self._adopt_retained()
+
+    # -- lifecycle ----------------------------------------------------------
+    def start_links(self) -> None:
+        self.links.listen()
+        self.links.connect()
+
+    def wait_synced(self, timeout: float) -> bool:
+        return self.links.synced.wait(timeout)
+
+    def stop(self) -> None:
+        self.links.stop()
+
+    @property
+    def runs_operations(self) -> bool:
+        """HTTP listeners, $SYS and Graphite run in worker 0 only (they would share a port)."""
+        return self.index == 0
+
+    # -- accepting (Listeners seams) ------------------------------------------
+    def listen_socket(self, listener: Listener) -> socket.socket | None:
+        """A socket on the listening fd the parent bound for `listener`, or None (bind as usual)."""
+        from gevent import socket as gsocket
+
+        fd = self.listen_fds.get(f"{listener.kind}.{listener.name}")
+        return None if fd is None else gsocket.socket(fileno=os.dup(fd))
+
+    def adopt(self, listener: Listener, sock: socket.socket, addr) -> socket.socket | None:
+        """The socket to serve here, or None when the worker owning its client id took it."""
+        if isinstance(sock, PrereadSocket) or listener.kind != "tcp":
+            return sock  # handed over to us, or TLS (its state cannot move): served where accepted
+        data, client_id = read_connect(sock, self.node.config["max_message_size"])
+        mountpoint = listener.opts.get("mountpoint", "") or ""
+        target = owner(mountpoint, client_id, self.count) if client_id else self.index
+        if target == self.index:
+            return PrereadSocket.wrap(sock, data)
+        peer = self.links.peers[target]
+        if not peer.up and not peer.up_event.wait(HANDOFF_WAIT):
+            sock.close()  # its owner is restarting: the client reconnects
+            return None
+        # detach: the server closes the accepted socket object when we return
+        peer.handoff((iw.T_HANDOFF, f"{listener.kind}.{listener.name}", tuple(addr[:2]), data), sock.detach())
+        return None
+
+    def _handed_over(self, key: str, addr: tuple, data: bytes, fd: int) -> None:
+        listeners = self.node.listeners.all
+        listener = listeners.get(key) or next(iter(listeners.values()))
+        sock = PrereadSocket.adopt(fd, data)
+        gevent.spawn(self.node.listeners._accept, listener, sock, addr)
+
+    # -- subscriptions (Registry seams) ---------------------------------------
+    def subscribed(self, mountpoint: str, filt: str, new: bool) -> None:
+        """A local subscription was added (new) or replaced; returns once every worker knows it."""
+        if new:
+            key = (mountpoint, filt)
+            n = self.local.get(key, 0)
+            self.local[key] = n + 1
+            if not n:
+                self.links.broadcast((iw.T_SUB, mountpoint, filt))
+        self.links.barrier()
+
+    def unsubscribed(self, mountpoint: str, filt: str) -> None:
+        key = (mountpoint, filt)
+        n = self.local.get(key, 0) - 1
+        if n > 0:
+            self.local[key] = n
+        elif n == 0:
+            del self.local[key]
+            self.links.broadcast((iw.T_UNSUB, mountpoint, filt))
+
+    def _remote_add(self, k: int, mountpoint: str, filt: str) -> None:
+        self.remote_filters.setdefault(k, set()).add((mountpoint, filt))
+        plain, group = split_filter(filt)
+        self.remote.add((mountpoint, str(k)), plain, _ANY, group)
+        self._targets.clear()
+
+    def _remote_remove(self, k: int, mountpoint: str, filt: str) -> None:
+        self.remote_filters.get(k, set()).discard((mountpoint, filt))
+        plain, group = split_filter(filt)
+        self.remote.remove((mountpoint, str(k)), plain, group)
+        self._targets.clear()
+
+    def _inbound_gone(self, k: int) -> None:
+        """Worker k's stream ended (it stopped or died): forget its subscriptions until it syncs again."""
+        for mountpoint, filt in list(self.remote_filters.get(k, ())):
+            self._remote_remove(k, mountpoint, filt)
+
+    # -- routing (Node.publish seam) ------------------------------------------
+    def route(self, msg: Msg, groups: list, inbound: tuple | None) -> int:
+        """Forward `msg` to the other workers with matches; deliver shared groups. Local deliveries."""
+        if inbound is not None:
+            return self._deliver_chosen(msg, groups, inbound)
+        if msg.retain:
+            self.links.broadcast(_retain_record(msg))
+        key = (msg.mountpoint, msg.topic)
+        targets = self._targets.get(key)
+        if targets is None:
+            targets = self._targets[key] = self._match_remote(*key)
+        plain, remote_groups = targets
+        n = 0
+        chosen: dict[int, list[str]] = {}
+        if groups or remote_groups:
+            n = self._pick_shared(msg, groups, remote_groups, chosen)
+        if not plain and not chosen:
+            return n
+        peers = self.links.peers
+        record = None
+        sent = 0
+        for k in (plain if not chosen else sorted({*plain, *chosen})):
+            peer = peers[k]
+            if not peer.up:
+                continue
+            names = chosen.get(k)
+            if names is None:
+                if record is None:
+                    record = _pub_record(msg, NO_GROUPS)
+                peer.send(record)
+            else:
+                peer.send(_pub_record(msg, tuple(names)))
+            sent += 1
+        self.node.metrics.counters["router_matches_remote"] += sent
+        return n
+
+    def _match_remote(self, mountpoint: str, topic: str) -> tuple[tuple[int, ...], dict[str, list[int]]]:
+        deliveries, groups = self.remote.match(mountpoint, topic)
+        by_group: dict[str, list[int]] = {}
+        for name, members in groups:
+            by_group.setdefault(name, []).extend(int(sid[1]) for sid in members)
+        return tuple(sorted({int(d.sid[1]) for d in deliveries})), by_group
+
+    def _pick_shared(self, msg: Msg, groups: list, remote_groups: dict[str, list[int]],
+                     chosen: dict[int, list[str]]) -> int:
+        """One target per group: a local member or one worker with members. Local deliveries made."""
+        local = _merge_groups(groups)
+        policy = self.node.config["shared_subscription_policy"]
+        queues = self.node.registry.queues
+        peers = self.links.peers
+        n = 0
+        for name in {*local, *remote_groups}:
+            members = local.get(name)
+            remote = [k for k in remote_groups.get(name, ()) if peers[k].up]
+            here = members is not None and (
+                policy == "local_only" or not remote
+                or (policy == "prefer_local" and any((q := queues.get(s)) is not None and q.online
+                                                     for s in members))
+                or random.randrange(len(remote) + 1) == 0)
+            if here:
+                n += self.node.shared.deliver(msg, name, members)
+            elif remote and policy != "local_only":
+                chosen.setdefault(random.choice(remote), []).append(name)
+        return n
+
+    def _deliver_chosen(self, msg: Msg, groups: list, chosen: tuple) -> int:
+        if not chosen:
+            return 0
+        n = 0
+        for name, members in _merge_groups(groups).items():
+            if name in chosen:
+                n += self.node.shared.deliver(msg, name, members)
+        return n
+
+    # -- retained messages (RetainStore seam) ---------------------------------
+    def owns_topic(self, mountpoint: str, topic: str) -> bool:
+        return owner(mountpoint, topic, self.count) == self.index
+
+    def _adopt_retained(self) -> None:
+        """Retained messages persisted here but owned elsewhere (nr_of_workers changed): hand them
+        to their owners at the first sync and stop persisting them here."""
+        meta = self.node.metadata
+        for (mountpoint, topic), rec in list(meta.fold(RETAIN_PREFIX)):
+            if not self.owns_topic(mountpoint, topic):
+                self._orphans.append((iw.T_RETAIN, mountpoint, topic, rec["payload"], rec["qos"],
+                                      rec["properties"], rec["expiry"]))
+                meta.delete(RETAIN_PREFIX, (mountpoint, topic))
+
+    def _sync_records(self, k: int) -> list:
+        """What worker k learns when our stream to it (re)connects: our filters, our retained messages."""
+        records: list = [(iw.T_SUBS, list(self.local))]
+        records += [(iw.T_RETAIN, mp, topic, rec["payload"], rec["qos"], rec["properties"], rec["expiry"])
+                    for (mp, topic), rec in self.node.metadata.fold(RETAIN_PREFIX)]
+        if k in self._orphans_due:
+            records += self._orphans
+            self._orphans_due.discard(k)
+            if not self._orphans_due:
+                self._orphans = []
+        return records
+
+    # -- receiving --------------------------------------------------------------
+    def _dispatch(self, k: int, records: list, fds: deque) -> None:
+        node = self.node
+        publish = node.publish
+        for rec in records:
+            kind = rec[0]
+            if kind == iw.T_PUB:
+                _, topic, payload, qos, retain, props, mountpoint, expiry, sender, names = rec
+                publish(Msg(topic, payload, qos, retain, props, mountpoint, expiry, sender), names)
+            elif kind == iw.T_RETAIN:
+                _, mountpoint, topic, payload, qos, props, expiry = rec
+                node.retain.put(Msg(topic, payload, qos, True, props, mountpoint, expiry))
+            elif kind == iw.T_SUB:
+                self._remote_add(k, rec[1], rec[2])
+            elif kind == iw.T_UNSUB:
+                self._remote_remove(k, rec[1], rec[2])
+            elif kind == iw.T_SUBS:
+                self._inbound_gone(k)
+                for mountpoint, filt in rec[1]:
+                    self._remote_add(k, mountpoint, filt)
+            elif kind == iw.T_HANDOFF:
+                self._handed_over(rec[1], rec[2], rec[3], fds.popleft())
+
+    def _batch_done(self) -> None:
+        store = self.node.msg_store
+        if store.pending():
+            store.flush()
+
+    def _rpc(self, argv: list[str]) -> tuple:
+        """An admin command from the parent: (ok, 'table', rows, columns) or (ok, 'text', output)."""
+        from vmqpy.admin.commands import Table, execute
+
+        try:
+            ok, out = execute(self.node, argv)
+        except Exception as e:  # an admin bug must not take the link down
+            log.exception("admin command %s failed", argv)
+            return False, "text", f"Error: {e}"
+        if isinstance(out, Table):
+            return ok, "table", out.rows, out.columns
+        return ok, "text", str(out)
+
+
+def _pub_record(msg: Msg, groups: tuple) -> tuple:
+    return (iw.T_PUB, msg.topic, msg.payload, msg.qos, msg.retain, msg.properties, msg.mountpoint,
+            msg.expiry, msg.sender, groups)
+
+
+def _retain_record(msg: Msg) -> tuple:
+    return (iw.T_RETAIN, msg.mountpoint, msg.topic, msg.payload, msg.qos, msg.properties, msg.expiry)
+
+
+def _merge_groups(groups: list) -> dict[str, dict]:
+    """[(group, members)] per matching filter -> {group: all its matching members}."""
+    merged: dict[str, dict] = {}
+    for name, members in groups:
+        if name in merged:
+            merged[name] = {**merged[name], **members}
+        else:
+            merged[name] = members
+    return merged

@@ -1,0 +1,258 @@
+"""nr_of_workers > 1: a supervising parent and its worker processes (docs/workers.md).
+
+The parent (`vernemq console`) binds the MQTT listeners and the admin socket,
+starts the workers (`python -m vmqpy.broker.workers`, the listening fds
+inherited), restarts a worker that dies, and stops them all on `stop`. It is
+ready (ping answers pong) once every worker is. A worker is a Node with its
+own data directories (data/worker-K/...) and admin socket, linked to the
+others (worker_runtime.py, interworker.py).
+
+`Supervisor` has a Node's lifecycle interface (start, stop, stopped), so
+`vernemq console` runs either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import gevent
+from gevent.event import Event
+
+from vmqpy.broker.listeners import MQTT_KINDS, ListenerError
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+RESTART_BACKOFF = (0.1, 5.0)
+STABLE_AFTER = 30.0  # a worker up this long restarts without backoff next time
+
+
+def link_paths(cfg, count: int) -> list[str]:
+    """Each worker's link socket, next to the admin socket (whose directory is the node's own)."""
+    return [f"{cfg['admin.socket']}.w{k}.link" for k in range(count)]
+
+
+def worker_config(cfg, index: int):
+    """`cfg` for worker `index`: its own data directories and admin socket."""
+    overrides = {"admin.socket": f"{cfg['admin.socket']}.w{index}"}
+    for key in ("metadata.dir", "message_store.dir"):
+        path = cfg[key]
+        overrides[key] = os.path.join(os.path.dirname(path), f"worker-{index}", os.path.basename(path))
+    cfg._parsed.update(overrides)  # noqa: SLF001  (Config has no API to override non-runtime keys)
+    return cfg
+
+
+class WorkerProc:
+    """One worker slot: its current process, readiness and restarts."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.proc: subprocess.Popen | None = None
+        self.ready = False
+        self.restarts = 0
+
+
+class Supervisor:
+    def __init__(self, cfg) -> None:
+        self.config = cfg
+        self.name: str = cfg["nodename"]
+        self.count: int = cfg["nr_of_workers"]
+        self.link_paths = link_paths(cfg, self.count)
+        self.workers = [WorkerProc(k) for k in range(self.count)]
+        self.sockets: dict[str, socket.socket] = {}
+        self.stopped = Event()
+        self.stopping = False
+        self.admin = None
+        self._changed = Event()
+        self._failed: str | None = None
+        self._started = False
+        self._greenlets: list[gevent.Greenlet] = []
+
+    @property
+    def ready(self) -> bool:
+        return not self.stopping and all(w.ready for w in self.workers)
+
+    def describe(self) -> list[dict]:
+        return [{"worker": w.index, "pid": w.proc.pid if w.proc else "", "ready": w.ready,
+                 "restarts": w.restarts} for w in self.workers]
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self) -> None:
+        from vmqpy.broker.worker_admin import ParentAdmin
+
+        self._bind_listeners()
+        self.admin = ParentAdmin(self)
+        self.admin.start()
+        self._greenlets = [gevent.spawn(self._supervise, w) for w in self.workers]
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.ready:
+            if self._failed or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(self._failed or f"workers not ready within {START_TIMEOUT:.0f}s")
+            self._changed.wait(max(0.0, deadline - time.monotonic()))
+            self._changed.clear()
+        self._started = True
+        log.info("node %s started with %d workers", self.name, self.count)
+
+    def stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("node %s stopping its %d workers", self.name, self.count)
+        procs = [w.proc for w in self.workers if w.proc is not None and w.proc.poll() is None]
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                log.error("worker pid %d did not stop within %ss: killed", p.pid, STOP_TIMEOUT)
+                p.kill()
+                p.wait()
+        for g in self._greenlets:
+            g.kill(block=False)
+        for s in self.sockets.values():
+            s.close()
+        if self.admin is not None:
+            self.admin.stop()
+        self.stopped.set()
+        log.info("node %s stopped", self.name)
+
+    def _bind_listeners(self) -> None:
+        for spec in self.config.listeners:
+            if spec.kind not in MQTT_KINDS:
+                continue
+            family = socket.AF_INET6 if ":" in spec.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((spec.host, spec.port))
+            except OSError as e:
+                sock.close()
+                raise ListenerError(f"listener {spec.kind}.{spec.name} on {spec.host}:{spec.port}: "
+                                    f"{e.strerror or e}") from e
+            sock.listen(1024)
+            sock.set_inheritable(True)
+            self.sockets[f"{spec.kind}.{spec.name}"] = sock
+
+    # -- one greenlet per worker slot -----------------------------------------
+    def _supervise(self, w: WorkerProc) -> None:
+        delay = RESTART_BACKOFF[0]
+        while not self.stopping:
+            started = time.monotonic()
+            self._run_once(w)
+            if self.stopping:
+                return
+            code = w.proc.returncode
+            if not self._started:
+                self._failed = f"worker {w.index} exited with {code} while starting"
+                self._changed.set()
+                return
+            w.restarts += 1
+            log.error("worker %d (pid %d) exited with %s: restarting", w.index, w.proc.pid, code)
+            delay = RESTART_BACKOFF[0] if time.monotonic() - started > STABLE_AFTER else delay
+            gevent.sleep(delay)  # a worker that dies at once must not spin the parent
+            delay = min(delay * 2, RESTART_BACKOFF[1])
+
+    def _run_once(self, w: WorkerProc) -> bool:
+        """Start the worker, follow it until it exits; True if it became ready."""
+        mine, theirs = socket.socketpair()
+        fds = {key: s.fileno() for key, s in self.sockets.items()}
+        argv = [sys.executable, "-m", "vmqpy.broker.workers", "--config", os.path.abspath(self.config.path),
+                "--index", str(w.index), "--count", str(self.count), "--control", str(theirs.fileno()),
+                *[f"--listen={key}={fd}" for key, fd in fds.items()]]
+        w.proc = subprocess.Popen(argv, pass_fds=[theirs.fileno(), *fds.values()])
+        theirs.close()
+        ready = False
+        try:
+            while True:
+                data = mine.recv(64)  # b"ready\n" once; EOF when the worker exits
+                if not data:
+                    break
+                ready = w.ready = True
+                self._changed.set()
+        except OSError:
+            pass
+        finally:
+            mine.close()
+            w.ready = False
+            self._changed.set()
+        w.proc.wait()
+        return ready
+
+
+# -- the worker process -------------------------------------------------------------------------------------
+
+def worker_main(argv: list[str] | None = None) -> int:
+    from gevent import monkey
+
+    monkey.patch_all()
+    parser = argparse.ArgumentParser(prog="vmqpy-worker")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--control", type=int, required=True)
+    parser.add_argument("--listen", action="append", default=[])
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+
+    from vmqpy import config
+    from vmqpy import log as vlog
+    from vmqpy.broker.node import Node
+    from vmqpy.broker.worker_runtime import WorkerRuntime
+
+    cfg = config.load(args.config)
+    paths = link_paths(cfg, args.count)
+    worker_config(cfg, args.index)
+    vlog.setup(cfg)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Tag(args.index))
+    listen_fds = {key: int(fd) for key, _, fd in (item.rpartition("=") for item in args.listen)}
+    control = socket.socket(fileno=args.control)
+    node = Node(cfg)
+    node.workers = runtime = WorkerRuntime(node, args.index, args.count, listen_fds, paths)
+    runtime.start_links()
+    node.start()
+    runtime.wait_synced(None)
+    control.sendall(b"ready\n")
+    stop = Event()  # SIGTERM from the parent, or the parent is gone
+    gevent.signal_handler(signal.SIGTERM, stop.set)
+    gevent.spawn(_follow_parent, control, stop)
+    stop.wait()
+    node.stop()
+    runtime.stop()
+    return 0
+
+
+def _follow_parent(control: socket.socket, stop: Event) -> None:
+    """The parent never writes: EOF means it is gone, and a worker without a parent stops."""
+    try:
+        control.recv(1)
+    except OSError:
+        pass
+    stop.set()
+
+
+class _Tag(logging.Filter):
+    """Log lines name the worker: `vmqpy.broker.session[w1]`."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.suffix = f"[w{index}]"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.endswith(self.suffix):
+            record.name += self.suffix
+        return True
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())
