@@ -25,7 +25,7 @@ from gevent.pywsgi import WSGIServer
 
 from vmqpy.admin.apikeys import ApiKeys
 from vmqpy.admin.commands import Table, execute, node_status
-from vmqpy.broker.listeners import ListenerError
+from vmqpy.broker.listeners import Listener, ListenerError
 from vmqpy.metrics import prometheus_text
 
 if TYPE_CHECKING:
@@ -137,37 +137,13 @@ def _api_key(environ: dict) -> str:
         return ""
 
 
-class HttpListener:
-    """One listener.http.<name> and its WSGI server (same interface as an MQTT Listener)."""
-
-    kind = "http"
-
-    def __init__(self, spec) -> None:
-        self.spec = spec
-        self.name: str = spec.name
-        self.opts: dict = spec.opts
-        self.server: WSGIServer | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        if self.server is not None:
-            return self.server.address[:2]
-        return self.spec.host, self.spec.port
-
-    @property
-    def running(self) -> bool:
-        return self.server is not None and self.server.started
-
-    @property
-    def connections(self) -> int:
-        pool = self.server.pool if self.server is not None else None
-        return len(pool) if pool is not None else 0
+class HttpListener(Listener):
+    """One listener.http.<name> and its WSGI server."""
 
     def describe(self) -> dict:
-        host, port = self.address
-        return {"type": "http", "name": self.name, "status": "running" if self.running else "stopped",
-                "ip": host, "port": port, "mountpoint": "", "max_conns": self.opts.get("max_connections", 0),
-                "active_conns": self.connections}
+        pool = self.server.pool if self.server is not None else None
+        self.connections = len(pool) if pool is not None else 0
+        return {**super().describe(), "mountpoint": ""}
 
 
 class HttpListeners:
