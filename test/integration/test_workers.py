@@ -1,0 +1,212 @@
+"""nr_of_workers > 1: real nodes whose clients land on different worker processes (docs/workers.md)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from broker import REPO, wait_until
+from clients import Paho
+
+from vmqpy.broker.worker_accept import owner
+
+WORKERS = 3
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    from broker import Broker
+
+    b = Broker(tmp_path_factory.mktemp("workers"), {"nr_of_workers": str(WORKERS),
+                                                     "shared_subscription_policy": "random",
+                                                     "max_online_messages": "10000"}).start()
+    yield b
+    b.stop()
+    b.cleanup()
+
+
+def on(worker: int, prefix: str, workers: int = WORKERS) -> str:
+    """A client id starting with `prefix` that worker `worker` owns."""
+    return next(c for i in itertools.count() if owner("", c := f"{prefix}-{i}", workers) == worker)
+
+
+def connect(b, worker: int, prefix: str, workers: int = WORKERS, **kw) -> Paho:
+    c = Paho(b.port, on(worker, prefix, workers), **kw)
+    c.connect()
+    return c
+
+
+def worker_pids(b) -> dict[int, tuple[int, bool]]:
+    ok, out = b.admin("workers", "show")
+    assert ok, out
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("|")][1:]
+    return {int(r[0]): (int(r[1]), r[2].strip() == "true") for r in rows}
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_publisher_and_subscriber_on_different_workers(node, cid, qos):
+    sub = connect(node, 1, f"{cid}-s")
+    assert sub.subscribe(f"{cid}/t", qos)[0].value == qos
+    pub = connect(node, 0, f"{cid}-p")
+    for i in range(50):
+        pub.publish(f"{cid}/t", str(i), qos)
+    got = sub.expect(50)
+    assert [m.payload for m in got] == [str(i).encode() for i in range(50)]
+    assert {m.qos for m in got} == {qos}
+    ok, sessions = node.admin("session", "show", "--client_id", "--limit=1000")
+    assert ok and sub.c._client_id.decode() in sessions and pub.c._client_id.decode() in sessions
+    pub.disconnect()
+    sub.disconnect()
+
+
+def test_wildcards_across_workers(node, cid):
+    plus = connect(node, 1, f"{cid}-plus")
+    plus.subscribe(f"{cid}/+/x", 1)
+    hash_ = connect(node, 2, f"{cid}-hash")
+    hash_.subscribe(f"{cid}/#", 1)
+    pub = connect(node, 0, f"{cid}-p")
+    pub.publish(f"{cid}/a/x", "1", 1)
+    pub.publish(f"{cid}/a/y", "2", 1)
+    assert [m.topic for m in plus.expect(1)] == [f"{cid}/a/x"]
+    assert [m.topic for m in hash_.expect(2)] == [f"{cid}/a/x", f"{cid}/a/y"]
+    plus.unsubscribe(f"{cid}/+/x")
+    pub.publish(f"{cid}/b/x", "3", 1)
+    assert hash_.expect(1)[0].topic == f"{cid}/b/x"
+    plus.expect_none()
+    for c in (plus, hash_, pub):
+        c.disconnect()
+
+
+def test_retained_set_on_one_worker_seen_and_cleared_everywhere(node, cid):
+    topic = f"{cid}/r"
+    setter = connect(node, 0, f"{cid}-set")
+    setter.publish(topic, "kept", 1, retain=True)
+    for w in (1, 2):
+        sub = connect(node, w, f"{cid}-sub{w}")
+        sub.subscribe(topic, 1)
+        m = sub.expect(1)[0]
+        assert (m.payload, m.retain) == (b"kept", True)
+        sub.disconnect()
+    clearer = connect(node, 1, f"{cid}-clear")
+    clearer.publish(topic, "", 1, retain=True)
+    for w in (0, 1, 2):
+        sub = connect(node, w, f"{cid}-after{w}")
+        sub.subscribe(topic, 1)
+        sub.expect_none()
+        sub.disconnect()
+    setter.disconnect()
+    clearer.disconnect()
+
+
+def test_takeover_stays_on_the_owning_worker(node, cid):
+    first = connect(node, 2, cid)
+    second = Paho(node.port, first.c._client_id.decode())
+    second.connect()
+    assert first.disconnected.wait(10)
+    ok, out = node.admin("session", "show", f"--client_id={second.c._client_id.decode()}", "--num_sessions")
+    assert ok and out.count("| 1 ") == 1, out
+    second.disconnect()
+
+
+def test_shared_subscription_members_on_different_workers(node, cid):
+    members = [connect(node, w, f"{cid}-m{w}") for w in (0, 1)]
+    for m in members:
+        m.subscribe(f"$share/g/{cid}/s", 1)
+    pub = connect(node, 2, f"{cid}-p")
+    for i in range(200):
+        pub.publish(f"{cid}/s", str(i), 1, wait=False)
+    got: list[bytes] = []
+    counts = []
+    wait_until(lambda: _drain(members, got, counts) >= 200, 15, "shared deliveries")
+    assert sorted(got, key=int) == [str(i).encode() for i in range(200)]  # each exactly once
+    assert all(counts), counts  # both workers' members got some
+    for c in (*members, pub):
+        c.disconnect()
+
+
+def _drain(clients: list[Paho], got: list[bytes], counts: list[int]) -> int:
+    counts[:] = counts or [0] * len(clients)
+    for i, c in enumerate(clients):
+        while not c.messages.empty():
+            got.append(c.messages.get().payload)
+            counts[i] += 1
+    return len(got)
+
+
+def test_will_crosses_workers(node, cid):
+    sub = connect(node, 1, f"{cid}-s")
+    sub.subscribe(f"{cid}/will", 1)
+    dying = Paho(node.port, on(0, f"{cid}-d")).will(f"{cid}/will", b"gone", 1)
+    dying.connect()
+    dying.drop()
+    assert sub.expect(1)[0].payload == b"gone"
+    sub.disconnect()
+
+
+def test_ordering_5000_qos1_across_workers(node, cid):
+    sub = connect(node, 2, f"{cid}-s")
+    sub.subscribe(f"{cid}/o", 1)
+    pub = connect(node, 1, f"{cid}-p")
+    infos = [pub.publish(f"{cid}/o", str(i), 1, wait=False) for i in range(5000)]
+    got = [m.payload for m in sub.expect(5000, timeout=60)]
+    assert got == [str(i).encode() for i in range(5000)]
+    infos[-1].wait_for_publish(10)
+    pub.disconnect()
+    sub.disconnect()
+
+
+def test_metrics_are_summed_over_workers(node, cid):
+    ok, out = node.admin("metrics", "show")
+    assert ok
+    received = int(next(line for line in out.splitlines() if ".mqtt_publish_received = " in line).split()[-1])
+    assert received >= 5000  # the ordering test's publishes, made on one worker, count in the sum
+
+
+def test_offline_messages_survive_restart(make_broker, cid):
+    b = make_broker({"nr_of_workers": "2"})
+    sub = connect(b, 1, f"{cid}-s", 2, clean=False)
+    sub.subscribe(f"{cid}/p", 1)
+    sub.disconnect()
+    pub = connect(b, 0, f"{cid}-p", 2)
+    for i in range(10):
+        pub.publish(f"{cid}/p", str(i), 1)
+    pub.disconnect()
+    sid = sub.c._client_id.decode()
+    wait_until(lambda: "| 10 " in b.admin("session", "show", f"--client_id={sid}", "--offline_messages")[1],
+               10, "offline messages stored on the subscriber's worker")
+    b.restart()
+    back = Paho(b.port, sid, clean=False)
+    _, flags, _ = back.connect()
+    assert flags.session_present
+    assert [m.payload for m in back.expect(10)] == [str(i).encode() for i in range(10)]
+    back.disconnect()
+
+
+def test_killed_worker_is_restarted(make_broker, cid):
+    b = make_broker({"nr_of_workers": "2"})
+    old = worker_pids(b)
+    os.kill(old[1][0], signal.SIGKILL)
+    wait_until(lambda: (p := worker_pids(b))[1][0] != old[1][0] and p[1][1] and b.ping(), 30, "worker 1 back")
+    assert worker_pids(b)[0] == old[0]  # the other worker kept running
+    sub = connect(b, 1, f"{cid}-s", 2)
+    sub.subscribe(f"{cid}/k", 1)
+    pub = connect(b, 0, f"{cid}-p", 2)
+    pub.publish(f"{cid}/k", "alive", 1)
+    assert sub.expect(1)[0].payload == b"alive"
+    pub.disconnect()
+    sub.disconnect()
+
+
+def test_vernemq_stop_stops_every_process(make_broker):
+    b = make_broker({"nr_of_workers": "2"})
+    pids = [pid for pid, _ in worker_pids(b).values()]
+    stop = subprocess.Popen([sys.executable, "-m", "vmqpy.scripts.vernemq", "--config", str(b.conf_path), "stop"],
+                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert b.proc.wait(30) == 0  # reaped here, or `stop` would see a zombie as alive
+    assert stop.communicate(timeout=30)[0].strip() == "ok" and stop.returncode == 0
+    for pid in pids:
+        wait_until(lambda pid=pid: not os.path.exists(f"/proc/{pid}"), 10, f"worker {pid} gone")
