@@ -194,6 +194,17 @@ class Config:
         self._parsed[key] = self._parse(key, found[0], value, None)
         self._raw[key] = value
 
+    def override(self, values: dict[str, Any]) -> None:
+        """Replace already-typed values of declared keys in this process only.
+
+        For a supervisor handing each worker process its own directories and
+        sockets; unlike `set`, no runtime check and no parsing from text.
+        """
+        for key in values:
+            if not lookup(key):
+                raise ConfigError(None, None, key, _unknown(key))
+        self._parsed.update(values)
+
     # -- views --------------------------------------------------------------------------------------------
 
     @property

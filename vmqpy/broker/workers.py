@@ -46,7 +46,7 @@ def worker_config(cfg, index: int):
     for key in ("metadata.dir", "message_store.dir"):
         path = cfg[key]
         overrides[key] = os.path.join(os.path.dirname(path), f"worker-{index}", os.path.basename(path))
-    cfg._parsed.update(overrides)  # noqa: SLF001  (Config has no API to override non-runtime keys)
+    cfg.override(overrides)
     return cfg
 
 
