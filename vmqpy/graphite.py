@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gevent import socket
 
-from vmqpy.metrics import Metrics, PeriodicReporter, fmt_value, topic_words
+from vmqpy.metrics import HasSamples, PeriodicReporter, fmt_value, topic_words
 
 if TYPE_CHECKING:
     from vmqpy.broker.node import Node
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def graphite_lines(metrics: Metrics, prefix: str, api_key: str, now: int) -> bytes:
+def graphite_lines(metrics: HasSamples, prefix: str, api_key: str, now: int) -> bytes:
     head = ".".join(p for p in (api_key, prefix) if p)
     lines = []
     for s in metrics.samples():
@@ -34,9 +35,12 @@ def graphite_lines(metrics: Metrics, prefix: str, api_key: str, now: int) -> byt
 
 
 class Graphite(PeriodicReporter):
-    def __init__(self, node: Node) -> None:
+    """`metrics` gives the figures to push: the node's own, or the sum over its workers."""
+
+    def __init__(self, node: Node, metrics: Callable[[], HasSamples]) -> None:
         super().__init__()
         self.node = node
+        self.metrics = metrics
         self.sock: socket.socket | None = None
         self.peer: tuple[str, int] | None = None
         self.retry_at = 0.0
@@ -55,7 +59,7 @@ class Graphite(PeriodicReporter):
         cfg = self.node.config
         peer = (cfg["graphite_host"], cfg["graphite_port"])
         timeout = cfg["graphite_connect_timeout"] / 1000 or None
-        data = graphite_lines(self.node.metrics, cfg["graphite_prefix"], cfg["graphite_api_key"],
+        data = graphite_lines(self.metrics(), cfg["graphite_prefix"], cfg["graphite_api_key"],
                               int(time.time()))
         try:
             if self.sock is None or self.peer != peer:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import gevent
 
@@ -123,6 +124,49 @@ class Metrics:
             yield Sample("gauge", name, self.gauges[name](), GAUGES.get(name, name))
 
 
+class HasSamples(Protocol):
+    def samples(self) -> Iterator[Sample]: ...
+
+
+# -- several workers' figures -> the node's (nr_of_workers > 1, docs/workers.md) -----------------------------
+
+# Taken as the largest over the workers instead of summed: time since start, and what every worker
+# holds whole (each worker keeps the entire retained trie).
+MAX_OF = frozenset({"system_wallclock", "uptime", "retain_messages", "retained"})
+
+
+def combine(name: str, values: list[Any]) -> Any:
+    """The node's value of `name` from each worker's: numbers summed (largest for MAX_OF),
+    anything else kept when every worker agrees, else the distinct values joined."""
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return max(values) if name in MAX_OF else sum(values)
+    distinct = sorted({str(v) for v in values})
+    return values[0] if len(distinct) == 1 else "/".join(distinct)
+
+
+@dataclass(frozen=True)
+class Summed:
+    """Metrics summed over workers: `samples()` as `Metrics.samples()` gives them."""
+
+    items: tuple[Sample, ...]
+
+    def samples(self) -> Iterator[Sample]:
+        return iter(self.items)
+
+
+def sum_samples(per_worker: Iterable[Iterable[tuple[str, str, float]]]) -> Summed:
+    """(kind, name, value) triples of every worker -> the node's samples, in `Metrics.samples()` order.
+    A metric some workers lack (system_wallclock runs where $SYS does) combines what there is."""
+    values: dict[tuple[str, str], list[float]] = {}
+    for triples in per_worker:
+        for kind, name, value in triples:
+            values.setdefault((kind, name), []).append(value)
+    order = sorted(values, key=lambda kn: (kn[0] != "counter", kn[1]))
+    return Summed(tuple(Sample(kind, name, combine(name, values[kind, name]),
+                               (COUNTERS if kind == "counter" else GAUGES).get(name, name))
+                        for kind, name in order))
+
+
 def fmt_value(value: float) -> str:
     """Integers without a fraction, as VerneMQ prints them."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
@@ -138,7 +182,7 @@ _HELP_ESCAPES = str.maketrans({"\\": r"\\", "\n": r"\n"})
 _NAME_OK = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
-def prometheus_text(metrics: Metrics, labels: dict[str, str]) -> str:
+def prometheus_text(metrics: HasSamples, labels: dict[str, str]) -> str:
     """The Prometheus text exposition format (0.0.4), VerneMQ's names, no `_total` suffix."""
     label_text = ",".join(f'{k}="{v.translate(_LABEL_ESCAPES)}"' for k, v in labels.items())
     suffix = "{" + label_text + "}" if label_text else ""

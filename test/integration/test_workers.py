@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import subprocess
 import sys
 
 import pytest
+import workerkit
 from broker import REPO, wait_until
 from clients import Paho
-
-from vmqpy.broker.worker_accept import owner
+from workerkit import worker_pids
 
 WORKERS = 3
+
+
+def connect(b, worker: int, prefix: str, workers: int = WORKERS, **kw) -> Paho:
+    return workerkit.connect(b, worker, prefix, workers, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -27,24 +30,6 @@ def node(tmp_path_factory):
     yield b
     b.stop()
     b.cleanup()
-
-
-def on(worker: int, prefix: str, workers: int = WORKERS) -> str:
-    """A client id starting with `prefix` that worker `worker` owns."""
-    return next(c for i in itertools.count() if owner("", c := f"{prefix}-{i}", workers) == worker)
-
-
-def connect(b, worker: int, prefix: str, workers: int = WORKERS, **kw) -> Paho:
-    c = Paho(b.port, on(worker, prefix, workers), **kw)
-    c.connect()
-    return c
-
-
-def worker_pids(b) -> dict[int, tuple[int, bool]]:
-    ok, out = b.admin("workers", "show")
-    assert ok, out
-    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("|")][1:]
-    return {int(r[0]): (int(r[1]), r[2].strip() == "true") for r in rows}
 
 
 @pytest.mark.parametrize("qos", [0, 1, 2])
@@ -140,7 +125,7 @@ def _drain(clients: list[Paho], got: list[bytes], counts: list[int]) -> int:
 def test_will_crosses_workers(node, cid):
     sub = connect(node, 1, f"{cid}-s")
     sub.subscribe(f"{cid}/will", 1)
-    dying = Paho(node.port, on(0, f"{cid}-d")).will(f"{cid}/will", b"gone", 1)
+    dying = Paho(node.port, workerkit.on(0, f"{cid}-d", WORKERS)).will(f"{cid}/will", b"gone", 1)
     dying.connect()
     dying.drop()
     assert sub.expect(1)[0].payload == b"gone"

@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
 
 import ujson
@@ -24,9 +24,9 @@ from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
 from vmqpy.admin.apikeys import ApiKeys
-from vmqpy.admin.commands import Table, execute, node_status
+from vmqpy.admin.commands import Result, Table
 from vmqpy.broker.listeners import Listener, ListenerError
-from vmqpy.metrics import prometheus_text
+from vmqpy.metrics import HasSamples, prometheus_text
 
 if TYPE_CHECKING:
     from vmqpy.broker.node import Node
@@ -40,6 +40,16 @@ ALIASES = {("cluster",): ["cluster", "show"], ("sessions",): ["session", "show"]
            ("listeners",): ["listener", "show"], ("plugins",): ["plugin", "show"]}
 
 Response = tuple[int, list[tuple[str, str]], bytes]
+
+
+class OpsView(Protocol):
+    """The node as its operators see it (services.LocalView, or worker_ops.WorkersView summing
+    the workers): what /health, /metrics, /status.json, /api/v1, $SYS and Graphite show."""
+
+    def metrics(self) -> HasSamples: ...
+    def status(self) -> dict[str, Any]: ...
+    def health(self) -> list[str]: ...
+    def execute(self, argv: list[str]) -> Result: ...
 
 
 def health_concerns(node: Node) -> list[str]:
@@ -65,8 +75,9 @@ def _command_json(output: str | Table) -> Any:
 class App:
     """The WSGI application of one HTTP listener."""
 
-    def __init__(self, node: Node, modules: Iterable[str]) -> None:
+    def __init__(self, node: Node, modules: Iterable[str], view: OpsView) -> None:
         self.node = node
+        self.view = view
         self.keys = ApiKeys(node.metadata)
         routes: dict[str, dict[str, Callable[[dict], Response]]] = {
             "vmq_health_http": {"/health": self.health},
@@ -91,20 +102,20 @@ class App:
         return [body]
 
     def health(self, environ: dict) -> Response:
-        concerns = health_concerns(self.node)
+        concerns = self.view.health()
         if concerns:
             return _json(503, {"status": "DOWN", "reasons": concerns})
         return _json(200, {"status": "OK"})
 
     def metrics(self, environ: dict) -> Response:
-        text = prometheus_text(self.node.metrics, {"node": self.node.name})
+        text = prometheus_text(self.view.metrics(), {"node": self.node.name})
         return 200, [("Content-Type", PROMETHEUS_TYPE)], text.encode()
 
     def status_page(self, environ: dict) -> Response:
         return 200, [("Content-Type", "text/html; charset=utf-8")], STATUS_PAGE.read_bytes()
 
     def status_json(self, environ: dict) -> Response:
-        return _json(200, [node_status(self.node)])
+        return _json(200, [self.view.status()])
 
     def api_v1(self, environ: dict) -> Response:
         if not self.keys.valid(_api_key(environ), "mgmt"):
@@ -113,7 +124,7 @@ class App:
         argv = ALIASES.get(tuple(words), words)
         for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
             argv.append(f"{key}={value}" if value else key)
-        ok, output = execute(self.node, argv)
+        ok, output = self.view.execute(argv)
         if not ok:
             return _json(400, {"type": "alert", "text": str(output)})
         return _json(200, _command_json(output))
@@ -147,8 +158,9 @@ class HttpListener(Listener):
 
 
 class HttpListeners:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, view: OpsView) -> None:
         self.node = node
+        self.view = view
         self.all: dict[str, HttpListener] = {
             f"http.{spec.name}": HttpListener(spec) for spec in node.config.listeners if spec.kind == "http"}
 
@@ -162,8 +174,8 @@ class HttpListeners:
         spec = listener.spec
         limit = listener.opts.get("max_connections", math.inf)
         spawn = Pool(int(limit)) if limit != math.inf else "default"
-        server = WSGIServer((spec.host, spec.port), App(self.node, listener.opts.get("http_modules", ())),
-                            spawn=spawn, log=None, error_log=log)
+        app = App(self.node, listener.opts.get("http_modules", ()), self.view)
+        server = WSGIServer((spec.host, spec.port), app, spawn=spawn, log=None, error_log=log)
         try:
             server.start()
         except OSError as e:

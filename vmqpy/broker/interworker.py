@@ -4,7 +4,8 @@ Every worker listens on its own unix socket. Worker K dials every other worker
 J once and writes to J only on that connection, so each ordered pair of
 workers has one ordered stream: what K forwards to J arrives in the order K
 sent it (MQTT ordering per publisher -> subscriber pair). J never writes on a
-connection it accepted, except to answer the parent's RPC.
+connection it accepted, except to answer an RPC (`ask`: the parent's admin
+commands, worker 0 gathering the node's figures for HTTP, $SYS and Graphite).
 
 A stream carries frames: a 4-byte length and a marshal'ed list of records
 (tuples whose first item is one of the T_* codes). Records queued during one
@@ -35,8 +36,10 @@ from gevent.event import Event
 
 log = logging.getLogger(__name__)
 
-T_HELLO, T_SUBS, T_SUB, T_UNSUB, T_PUB, T_RETAIN, T_PING, T_PONG, T_HANDOFF, T_RPC = range(10)
-PARENT = -1  # the index the supervising parent says hello with (RPC only)
+(T_HELLO, T_SUBS, T_SUB, T_UNSUB, T_PUB, T_RETAIN, T_PING, T_PONG, T_HANDOFF, T_RPC, T_STATS,
+ T_RECOUNT) = range(12)
+RPC_KINDS = (T_RPC, T_STATS)  # what an RPC connection may ask: an admin command, the ops figures
+PARENT = -1  # the index an RPC caller (the parent, or worker 0 gathering) says hello with
 RECV_SIZE = 262144
 MAX_FDS = 64
 DIAL_BACKOFF = (0.02, 0.5)
@@ -84,12 +87,13 @@ class FrameReader:
         return out
 
 
-def request(path: str, argv: list[str], timeout: float = 30.0) -> tuple:
-    """The parent's RPC: run an admin command on the worker behind `path` (see Links._serve_rpc)."""
+def ask(path: str, record: tuple, timeout: float = 30.0) -> object:
+    """The parent's (or worker 0's) RPC: one T_RPC or T_STATS record to the worker behind `path`,
+    its one answer back (see Links._serve_rpc)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(path)
-        s.sendall(pack([(T_HELLO, PARENT), (T_RPC, argv)]))
+        s.sendall(pack([(T_HELLO, PARENT), record]))
         reader = FrameReader()
         while True:
             data = s.recv(RECV_SIZE)
@@ -98,6 +102,11 @@ def request(path: str, argv: list[str], timeout: float = 30.0) -> tuple:
             frames = reader.feed(data)
             if frames:
                 return frames[0][0]
+
+
+def request(path: str, argv: list[str], timeout: float = 30.0) -> tuple:
+    """Run an admin command on the worker behind `path`: (ok, 'table', rows, columns) or (ok, 'text', out)."""
+    return ask(path, (T_RPC, argv), timeout)
 
 
 class Peer:
@@ -222,13 +231,13 @@ class Links:
     """This worker's side of the mesh: its listening socket, its peers, the barrier."""
 
     def __init__(self, index: int, paths: list[str], dispatch: Callable[[int, list, deque], None],
-                 sync_records: Callable[[int], list], rpc: Callable[[list[str]], tuple],
+                 sync_records: Callable[[int], list], rpc: Callable[[tuple], object],
                  inbound_gone: Callable[[int], None], batch_done: Callable[[], None]) -> None:
         self.index = index
         self.paths = paths
         self.dispatch = dispatch          # (from worker, records, received fds)
         self.sync_records = sync_records  # what a (re)connected peer must learn first
-        self.rpc = rpc
+        self.rpc = rpc                    # an RPC_KINDS record -> its answer
         self.inbound_gone = inbound_gone
         self.batch_done = batch_done      # after each received frame batch (store flush)
         self.peers: dict[int, Peer] = {k: Peer(self, k, p) for k, p in enumerate(paths) if k != index}
@@ -270,8 +279,12 @@ class Links:
             self._server.close()
             self._server = None
 
+    def complete(self) -> bool:
+        """Every stream up: ours to each peer, and each peer's to us."""
+        return all(p.up for p in self.peers.values()) and self.inbound >= set(self.peers)
+
     def check_synced(self) -> None:
-        if all(p.up for p in self.peers.values()) and self.inbound >= set(self.peers):
+        if self.complete():
             self.synced.set()
 
     # -- sending ------------------------------------------------------------
@@ -367,5 +380,5 @@ class Links:
 
     def _serve_rpc(self, conn: socket.socket, records: list) -> None:
         for rec in records:
-            if rec[0] == T_RPC:
-                conn.sendall(pack([self.rpc(rec[1])]))
+            if rec[0] in RPC_KINDS:
+                conn.sendall(pack([self.rpc(rec)]))

@@ -9,19 +9,24 @@ not match `$` topics, so only explicit `$SYS/...` subscriptions get them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from vmqpy.broker.message import Msg
-from vmqpy.metrics import PeriodicReporter, fmt_value, topic_words
+from vmqpy.metrics import HasSamples, PeriodicReporter, fmt_value, topic_words
 
 if TYPE_CHECKING:
     from vmqpy.broker.node import Node
 
 
 class Systree(PeriodicReporter):
-    def __init__(self, node: Node) -> None:
+    """`metrics` gives the figures to publish: the node's own, or the sum over its workers
+    (then only worker 0 runs a Systree: one set of node totals per interval)."""
+
+    def __init__(self, node: Node, metrics: Callable[[], HasSamples]) -> None:
         super().__init__()
         self.node = node
+        self.metrics = metrics
 
     def interval(self) -> float | None:
         cfg = self.node.config
@@ -31,5 +36,5 @@ class Systree(PeriodicReporter):
     def report(self) -> None:
         node = self.node
         prefix = f"$SYS/{node.name}/"
-        for s in node.metrics.samples():
+        for s in self.metrics().samples():
             node.publish(Msg(prefix + "/".join(topic_words(s.name)), fmt_value(s.value).encode()))

@@ -11,18 +11,22 @@
 - Retained messages: every worker keeps the whole retained trie; sets and
   clears are broadcast; only the worker owning the topic (by hash) persists
   it, and sends what it persists to every worker that (re)connects.
-- Connections: see worker_accept.py.
+- Connections: see worker_accept.py; max_connections counts the node's
+  connections (worker_limits.py).
+- Operations: `stats` answers worker 0's T_STATS RPC (worker_ops.py).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gevent
+from gevent.event import Event
 
 from vmqpy.broker import interworker as iw
 from vmqpy.broker.message import Msg
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 
     from vmqpy.broker.listeners import Listener
     from vmqpy.broker.node import Node
+    from vmqpy.broker.worker_limits import ConnectionTable
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +51,13 @@ _ANY = Subscription()
 
 class WorkerRuntime:
     def __init__(self, node: Node, index: int, count: int, listen_fds: dict[str, int],
-                 link_paths: list[str]) -> None:
+                 link_paths: list[str], connections: ConnectionTable | None = None) -> None:
         self.node = node
         self.index = index
         self.count = count
         self.listen_fds = listen_fds
+        self.connections = connections                    # the node's connections per listener
+        self._recounting: Event | None = None
         self.links = iw.Links(index, link_paths, self._dispatch, self._sync_records, self._rpc,
                               self._inbound_gone, self._batch_done)
         self.local: dict[tuple[str, str], int] = {}      # (mountpoint, filter) -> local subscribers
@@ -91,14 +98,16 @@ class WorkerRuntime:
         return None if fd is None else gsocket.socket(fileno=os.dup(fd))
 
     def adopt(self, listener: Listener, sock: socket.socket, addr) -> socket.socket | None:
-        """The socket to serve here, or None when the worker owning its client id took it."""
+        """The socket to serve here, or None when the worker owning its client id took it or
+        the node has max_connections on this listener."""
         if isinstance(sock, PrereadSocket) or listener.kind != "tcp":
-            return sock  # handed over to us, or TLS (its state cannot move): served where accepted
+            # handed over to us, or TLS (its state cannot move): served where accepted
+            return self._admit(listener, sock, addr)
         data, client_id = read_connect(sock, self.node.config["max_message_size"])
         mountpoint = listener.opts.get("mountpoint", "") or ""
         target = owner(mountpoint, client_id, self.count) if client_id else self.index
         if target == self.index:
-            return PrereadSocket.wrap(sock, data)
+            return self._admit(listener, PrereadSocket.wrap(sock, data), addr)
         peer = self.links.peers[target]
         if not peer.up and not peer.up_event.wait(HANDOFF_WAIT):
             sock.close()  # its owner is restarting: the client reconnects
@@ -106,6 +115,47 @@ class WorkerRuntime:
         # detach: the server closes the accepted socket object when we return
         peer.handoff((iw.T_HANDOFF, f"{listener.kind}.{listener.name}", tuple(addr[:2]), data), sock.detach())
         return None
+
+    def _admit(self, listener: Listener, sock: socket.socket, addr) -> socket.socket | None:
+        """`sock` if the node serves fewer than the listener's max_connections, counted in our row
+        of the shared table at once (worker_limits.py); else None, the connection closed."""
+        limit = listener.opts.get("max_connections", 0)
+        table = self.connections
+        slot = table.slot(f"{listener.kind}.{listener.name}") if table is not None and limit else None
+        if slot is None or limit == math.inf:
+            return sock  # no limit, or a listener started at runtime: counted per worker (Listeners)
+        if listener.connections + table.others(self.index, slot) >= limit:
+            self.recount()  # the other rows may still count connections closed since
+            if listener.connections + table.others(self.index, slot) >= limit:
+                log.warning("listener %s.%s: max_connections %s reached on the node, refusing %s",
+                            listener.kind, listener.name, limit, addr)
+                sock.close()
+                return None
+        table.set(self.index, slot, listener.connections + 1)  # Listeners counts it as we return
+        return sock
+
+    def recount(self) -> None:
+        """Have every worker rewrite its row of the connection table; concurrent callers share one."""
+        pending = self._recounting
+        if pending is not None:
+            pending.wait()
+            return
+        self._recounting = done = Event()
+        try:
+            self.links.broadcast((iw.T_RECOUNT,))
+            self.links.barrier()  # each worker handles T_RECOUNT before answering the barrier's ping
+        finally:
+            self._recounting = None
+            done.set()
+
+    def _write_counts(self) -> None:
+        table = self.connections
+        if table is None:
+            return
+        listeners = self.node.listeners.all
+        for key, slot in table.slots.items():
+            listener = listeners.get(key)
+            table.set(self.index, slot, listener.connections if listener is not None else 0)
 
     def _handed_over(self, key: str, addr: tuple, data: bytes, fd: int) -> None:
         listeners = self.node.listeners.all
@@ -272,14 +322,32 @@ class WorkerRuntime:
                     self._remote_add(k, mountpoint, filt)
             elif kind == iw.T_HANDOFF:
                 self._handed_over(rec[1], rec[2], rec[3], fds.popleft())
+            elif kind == iw.T_RECOUNT:
+                self._write_counts()
 
     def _batch_done(self) -> None:
         store = self.node.msg_store
         if store.pending():
             store.flush()
 
-    def _rpc(self, argv: list[str]) -> tuple:
-        """An admin command from the parent: (ok, 'table', rows, columns) or (ok, 'text', output)."""
+    def _rpc(self, record: tuple) -> Any:
+        """T_RPC: an admin command, see _command. T_STATS: this worker's figures, see stats."""
+        return self.stats() if record[0] == iw.T_STATS else self._command(record[1])
+
+    def stats(self) -> dict[str, Any]:
+        """What worker 0 sums for the node's /metrics, /status.json, /health, $SYS and Graphite."""
+        from vmqpy.admin.commands import node_status
+        from vmqpy.admin.http import health_concerns
+
+        node = self.node
+        health = health_concerns(node)
+        if not self.links.complete():
+            health.append("not linked to every other worker")
+        return {"metrics": [(s.kind, s.name, s.value) for s in node.metrics.samples()],
+                "status": node_status(node), "health": health}
+
+    def _command(self, argv: list[str]) -> tuple:
+        """An admin command: (ok, 'table', rows, columns) or (ok, 'text', output)."""
         from vmqpy.admin.commands import Table, execute
 
         try:

@@ -26,6 +26,7 @@ import gevent
 from gevent.event import Event
 
 from vmqpy.broker.listeners import MQTT_KINDS, ListenerError
+from vmqpy.broker.worker_limits import ConnectionTable
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Supervisor:
         self.link_paths = link_paths(cfg, self.count)
         self.workers = [WorkerProc(k) for k in range(self.count)]
         self.sockets: dict[str, socket.socket] = {}
+        self.connections: ConnectionTable | None = None  # per worker and listener (worker_limits.py)
         self.stopped = Event()
         self.stopping = False
         self.admin = None
@@ -89,6 +91,7 @@ class Supervisor:
         from vmqpy.broker.worker_admin import ParentAdmin
 
         self._bind_listeners()
+        self.connections = ConnectionTable.create(self.count, list(self.sockets))
         self.admin = ParentAdmin(self)
         self.admin.start()
         self._greenlets = [gevent.spawn(self._supervise, w) for w in self.workers]
@@ -121,6 +124,8 @@ class Supervisor:
             g.kill(block=False)
         for s in self.sockets.values():
             s.close()
+        if self.connections is not None:
+            self.connections.close()
         if self.admin is not None:
             self.admin.stop()
         self.stopped.set()
@@ -166,10 +171,11 @@ class Supervisor:
         """Start the worker, follow it until it exits; True if it became ready."""
         mine, theirs = socket.socketpair()
         fds = {key: s.fileno() for key, s in self.sockets.items()}
+        table = self.connections.fd
         argv = [sys.executable, "-m", "vmqpy.broker.workers", "--config", os.path.abspath(self.config.path),
                 "--index", str(w.index), "--count", str(self.count), "--control", str(theirs.fileno()),
-                *[f"--listen={key}={fd}" for key, fd in fds.items()]]
-        w.proc = subprocess.Popen(argv, pass_fds=[theirs.fileno(), *fds.values()])
+                "--connections", str(table), *[f"--listen={key}={fd}" for key, fd in fds.items()]]
+        w.proc = subprocess.Popen(argv, pass_fds=[theirs.fileno(), table, *fds.values()])
         theirs.close()
         ready = False
         try:
@@ -186,6 +192,7 @@ class Supervisor:
             w.ready = False
             self._changed.set()
         w.proc.wait()
+        self.connections.clear(w.index)  # its connections ended with it
         return ready
 
 
@@ -200,6 +207,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--control", type=int, required=True)
+    parser.add_argument("--connections", type=int, required=True)
     parser.add_argument("--listen", action="append", default=[])
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
@@ -218,7 +226,8 @@ def worker_main(argv: list[str] | None = None) -> int:
     listen_fds = {key: int(fd) for key, _, fd in (item.rpartition("=") for item in args.listen)}
     control = socket.socket(fileno=args.control)
     node = Node(cfg)
-    node.workers = runtime = WorkerRuntime(node, args.index, args.count, listen_fds, paths)
+    table = ConnectionTable(args.connections, args.count, list(listen_fds))
+    node.workers = runtime = WorkerRuntime(node, args.index, args.count, listen_fds, paths, table)
     runtime.start_links()
     node.start()
     runtime.wait_synced(None)
