@@ -55,7 +55,8 @@ install -m 0644 "$SRC/rel/bin/env.sh" "$new/bin/"
     --set platform_log_dir=./log \
     --set platform_etc_dir=./etc \
     --set vmq_passwd.password_file=./etc/vmq.passwd \
-    --set vmq_acl.acl_file=./etc/vmq.acl
+    --set vmq_acl.acl_file=./etc/vmq.acl \
+    --set log.console=file
 for f in vmq.acl vmq.passwd; do
     if [ -f "$SRC/etc/$f" ]; then install -m 0644 "$SRC/etc/$f" "$new/etc/"; else : > "$new/etc/$f"; fi
 done

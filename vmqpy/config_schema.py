@@ -193,7 +193,7 @@ class Address(Type):
 class Path(Type):
     """A file or directory; relative paths are made absolute against the base directory."""
 
-    describe = "a path, relative to the working directory; $(platform_data_dir) etc. substitute"
+    describe = "a path, relative to the node root (the directory above etc/); $(platform_data_dir) etc. substitute"
 
     def parse(self, text: str, base_dir: str) -> str:
         # empty means "not set" (e.g. listener.ssl.cafile): it must not become the base directory
