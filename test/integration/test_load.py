@@ -115,3 +115,27 @@ def test_overloaded_node_sheds_qos0_to_slow_consumers_first(overloaded, cid):
     assert got[-1] == b"last" and not any(g.startswith(b"q0-") for g in got)
     _, out = node.admin("metrics", "show")
     assert "counter.queue_message_shed = 10" in out
+
+
+# -- a subscriber that stops reading --------------------------------------------------------------
+def test_subscriber_that_stops_reading_holds_up_neither_publisher_nor_others(make_broker, cid):
+    node = make_broker({"max_online_messages": "100"})
+    slow = subscribed(node.port, cid + "-slow", "bp/#", 0)
+    fast = subscribed(node.port, cid + "-fast", "bp/fast", 0)
+    pub = Raw(node.port, 5)
+    assert pub.connect(cid + "-pub").reason_code == 0
+    # 32 MiB: far more than the socket buffers between the broker and `slow` hold.
+    pub.send(b"".join(encode(P.Publish("bp/bulk", b"%06d" % i + bytes(16384)), 5) for i in range(2000)))
+    pub.send(P.Publish("bp/fast", b"ping"))
+    assert fast.recv().payload == b"ping"
+    seqs = []
+    try:
+        while (p := slow.recv(timeout=2)) is not None:
+            if p.topic == "bp/bulk":
+                seqs.append(int(p.payload[:6]))
+    except TimeoutError:
+        pass
+    # What the queue took arrives in order; beyond max_online_messages it dropped (fifo: the newest).
+    assert seqs[:100] == list(range(100)) and seqs == sorted(seqs) and len(seqs) < 2000
+    _, out = node.admin("metrics", "show")
+    assert "counter.queue_message_drop = 0" not in out

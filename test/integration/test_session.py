@@ -206,6 +206,15 @@ def test_pingreq_keeps_the_connection_alive(broker, cid):
         time.sleep(0.8)  # idle time below 1.5 x keepalive is the behaviour under test
 
 
+def test_keepalive_zero_never_times_out(broker, cid):
+    raw = Raw(broker.port)
+    assert raw.connect(cid, keepalive=0).reason_code == 0
+    raw.send(P.Subscribe(1, [("ka0/t", P.SubOpts(0))]))
+    assert isinstance(raw.recv(), P.Suback)
+    raw.send(P.Publish("ka0/t", b"still here"))
+    assert raw.recv().payload == b"still here"
+
+
 # -- outgoing flow control -------------------------------------------------------
 def _raw_subscriber(port: int, cid: str, filt: str, version: int = 4) -> Raw:
     raw = Raw(port, version)

@@ -163,6 +163,18 @@ def test_server_packets_round_trip(v):
 
 
 @pytest.mark.parametrize("v", VERSIONS)
+def test_publish_keeps_the_received_frame_only_where_forwarding_it_is_exact(v):
+    """v3 QoS 0 without retain: the frame a v3 QoS 0 subscriber gets, byte for byte."""
+    dec = connected(v)
+    plain, qos1, retained = (Publish("f/t", b"pay", 0), Publish("f/t", b"pay", 1, packet_id=7),
+                             Publish("f/t", b"pay", 0, retain=True))
+    frames = [encode(pk, v) for pk in (plain, qos1, retained)]
+    got = dec.feed(b"".join(frames))
+    assert got == [plain, qos1, retained]
+    assert [p.frame for p in got] == [None if v == 5 else frames[0], None, None]
+
+
+@pytest.mark.parametrize("v", VERSIONS)
 def test_split_byte_by_byte(v):
     pkts = client_packets(v) + [Publish("big", bytes(20000), 1, False, False, 9, None)]
     data = encode(connects(v)[1], v) + b"".join(encode(pk, v) for pk in pkts)

@@ -1,11 +1,12 @@
 """MQTT listeners (tcp, ssl, ws, wss): accept connections, enforce max_connections.
 
-Each accepted connection starts in the greenlet gevent's StreamServer spawns
-for it. That greenlet first reads the PROXY header (proxy_protocol = on), then
-runs the TLS handshake (ssl, wss) and the WebSocket upgrade (ws, wss);
-docs/listeners.md. Then `Session.start` serves the connection: a plain TCP
-session parks once its socket is drained and the greenlet ends (the session
-lives on, woken by its socket's watcher); the others keep the greenlet.
+Each accepted connection starts in a pooled reader greenlet (gevent's
+StreamServer spawns through session.readers). That greenlet first reads the
+PROXY header (proxy_protocol = on), then runs the TLS handshake (ssl, wss) and
+the WebSocket upgrade (ws, wss); docs/listeners.md. Then `Session.start`
+serves the connection: a plain TCP session parks once its socket is drained
+and the greenlet returns to the pool (the session lives on, woken by its
+socket's watcher); the others keep the greenlet.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from gevent.server import StreamServer
 
 from vmqpy.broker import proxy_protocol, tls, websocket
-from vmqpy.broker.session import CONNECT_TIMEOUT, Session
+from vmqpy.broker.session import CONNECT_TIMEOUT, Session, readers
 from vmqpy.broker.worker_accept import PrereadSocket
 from vmqpy.config_schema import MQTT_KINDS, TLS_KINDS
 
@@ -34,7 +35,7 @@ class ListenerError(Exception):
 
 
 class _Server(StreamServer):
-    """Leaves each accepted socket open when the accepting greenlet ends: a parked session
+    """Leaves each accepted socket open when the accept handler returns: a parked session
     outlives it, and every path that refuses a connection closes its socket itself."""
 
     def do_close(self, sock, *args) -> None:
@@ -93,8 +94,8 @@ class Listeners:
                 raise ListenerError(f"listener {listener.kind}.{listener.name}: TLS: {e}") from e
         inherited = self.node.workers.listen_socket(listener) if self.node.workers is not None else None
         server = _Server(inherited or (spec.host, spec.port),
-                              lambda sock, addr: self._accept(listener, sock, addr),
-                              backlog=None if inherited else 1024)
+                         lambda sock, addr: self._accept(listener, sock, addr),
+                         backlog=None if inherited else 1024, spawn=readers.spawn_soon)
         try:
             server.start()
         except OSError as e:

@@ -22,11 +22,14 @@ class Msg:
     `topic` is what clients see; the listener's `mountpoint` is kept apart and
     routing keys on both. `expiry` is an absolute wall-clock deadline (epoch
     seconds, so it survives a restart) or None. `frames` caches encoded PUBLISH frames per delivery shape
-    so a fan-out encodes once (see broker/queue.py).
+    so a fan-out encodes once (see Session.encode_publish); it stays None, and
+    nothing is cached, for a message routed to one subscriber. `received` is
+    the v3 QoS 0 PUBLISH frame it arrived in, forwarded byte for byte to v3
+    QoS 0 subscribers; a hook that rewrites the message drops it.
     """
 
     __slots__ = ("_ref", "topic", "payload", "qos", "retain", "properties", "mountpoint",
-                 "expiry", "sender", "frames")
+                 "expiry", "sender", "frames", "received")
 
     def __init__(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
                  properties: dict | None = None, mountpoint: str = "",
@@ -42,6 +45,7 @@ class Msg:
         self.expiry = expiry
         self.sender = sender  # subscriber id (mountpoint, client_id) of the publisher
         self.frames: dict | None = None
+        self.received: bytes | None = None  # the v3 QoS 0 frame it came in, while still exact
 
     @property
     def ref(self) -> bytes:

@@ -107,11 +107,14 @@ class Node:
             # No plugin decides: open only where anonymous access is allowed.
             return self.config["allow_anonymous"]
         args = (session.username, session.sid, msg.qos, msg.topic, msg.payload, msg.retain)
-        res, mods = hooks.all_till_ok(name, *args, *((msg.properties or {},) if v5 else ()))
+        if v5:
+            args += (msg.properties or {},)
+        res, mods = hooks.all_till_ok(name, *args)
         if res != "ok":
             self.metrics.counters["mqtt_publish_auth_error"] += 1
             return False
         if mods:
+            msg.received = None  # rewritten: the frame it came in is no longer what goes out
             msg.topic = mods.get("topic", msg.topic)
             msg.payload = mods.get("payload", msg.payload)
             msg.qos = mods.get("qos", msg.qos)
@@ -185,8 +188,10 @@ class Node:
         if msg.retain and inbound is None:
             self.retain.put(msg)
         deliveries, groups = self.router.match(msg.mountpoint, msg.topic)
+        if msg.frames is None and len(deliveries) + len(groups) > 1:
+            msg.frames = {}  # a fan-out: each delivery shape is encoded once
         queues = self.registry.queues
-        upgrade = self.config["upgrade_outgoing_qos"]
+        upgrade = None  # read only where the subscription's QoS differs from the message's
         sender = msg.sender
         n = 0
         for d in deliveries:
@@ -196,7 +201,12 @@ class Node:
             queue = queues.get(d.sid) or self.registry.queue_for(d.sid)
             if queue is None:
                 continue
-            qos = sub_qos if upgrade else min(msg.qos, sub_qos)
+            qos = msg.qos
+            if sub_qos != qos:
+                if upgrade is None:
+                    upgrade = self.config["upgrade_outgoing_qos"]
+                if upgrade or sub_qos < qos:
+                    qos = sub_qos
             queue.enqueue(msg, qos, msg.retain and d.retain_as_published, d.sub_ids)
             n += 1
         if self.workers is not None:

@@ -69,6 +69,9 @@ class Out:
 
 
 class Queue:
+    __slots__ = ("node", "sid", "key", "opts", "pending", "inflight", "awaiting_rel", "sessions", "backlog",
+                 "_cursor", "_next_pid", "_rr", "_dirty", "_busy", "offline_since", "expiry_timer")
+
     def __init__(self, node: Node, sid: tuple[str, str], opts: QueueOpts) -> None:
         self.node = node
         self.sid = sid
@@ -261,8 +264,11 @@ class Queue:
         pending = self.pending
         take = pending.pop if self.opts.queue_type == "lifo" else pending.popleft
         peek = -1 if self.opts.queue_type == "lifo" else 0
-        by_session: dict[Session, list[bytes]] = {}
-        room = {s: s.send_window() - s.inflight_count for s in self.sessions}
+        sessions = self.sessions
+        fanout = self.opts.deliver_mode == "fanout" or len(sessions) == 1
+        by_session: dict[Session, list[bytes]] = {s: [] for s in sessions}
+        room = {s: s.send_window() - s.inflight_count for s in sessions}
+        full = {s for s, n in room.items() if n <= 0}  # sessions without in-flight room
         sent = expired = 0
         while pending:
             out = pending[peek]
@@ -271,16 +277,18 @@ class Queue:
                 self._forget(out)
                 expired += 1
                 continue
-            targets = self.sessions if self.opts.deliver_mode == "fanout" else [self._pick_session()]
-            if out.qos and any(room[s] <= 0 for s in targets):
+            targets = sessions if fanout else [self._pick_session()]
+            if out.qos and full and (fanout or targets[0] in full):
                 break
             take()
             for s in targets:
                 frame = self._frame_for(s, out)
                 if frame is not None:
-                    by_session.setdefault(s, []).append(frame)
+                    by_session[s].append(frame)
                     if out.qos:
                         room[s] -= 1
+                        if not room[s]:
+                            full.add(s)
             sent += 1
             if self.backlog and len(pending) < REFILL_BATCH // 4:
                 self._refill()
@@ -288,7 +296,8 @@ class Queue:
         counters["queue_message_out"] += sent
         counters["queue_message_expired"] += expired
         for s, frames in by_session.items():
-            s.send_frames(frames)
+            if frames:
+                s.send_frames(frames)
 
     def _frame_for(self, session: Session, out: Out) -> bytes | None:
         """Encode `out` for `session`, taking a packet id for QoS 1/2; None: too large, dropped."""

@@ -22,11 +22,12 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import gevent
 from gevent.hub import get_hub
-from greenlet import greenlet
+from greenlet import getcurrent, greenlet
 
 from vmqpy.broker import auth, connect
 from vmqpy.broker.errors import Disconnect
@@ -56,6 +57,44 @@ RECV_SIZE = 65536
 CONNECT_TIMEOUT = 30.0
 _READ, _WRITE = 1, 2  # libev io watcher events
 _PUBACK, _PUBREC, _PUBCOMP = P.PUBACK << 4, P.PUBREC << 4, P.PUBCOMP << 4
+READERS_IDLE_MAX = 64  # reader greenlets kept for reuse
+
+
+class Readers:
+    """Greenlets reused from one job to the next: a parked connection's input, an accepted socket.
+
+    A new greenlet costs a Python frame stack of its own (an mmap, then an
+    munmap when it ends): about a sixth of the CPU at 2,000 msg/s. A reader
+    waits in the hub between jobs; up to READERS_IDLE_MAX wait.
+    """
+
+    def __init__(self) -> None:
+        self.idle: list[greenlet] = []
+
+    def spawn(self, fn: Callable, *args) -> None:
+        """Run fn(*args) in a reader now; called from the hub (watcher callbacks, the accept loop)."""
+        reader = self.idle.pop() if self.idle else greenlet(self._run, get_hub())
+        reader.switch(fn, args)
+
+    def spawn_soon(self, fn: Callable, *args) -> None:
+        """Run fn(*args) in a reader once the io callbacks already due have run, as gevent.spawn
+        does: a new connection must not overtake the EOF of the one it replaces (wills, takeover)."""
+        get_hub().loop.run_callback(self.spawn, fn, *args)
+
+    def _run(self, fn: Callable, args: tuple) -> None:
+        hub = get_hub()
+        while True:
+            try:
+                fn(*args)
+            except Exception:  # as gevent does for a greenlet's uncaught error: log, go on
+                log.exception("unhandled error in %r", fn)
+            if len(self.idle) >= READERS_IDLE_MAX:
+                return
+            self.idle.append(getcurrent())
+            fn, args = hub.switch()
+
+
+readers = Readers()
 
 
 class Session:
@@ -65,6 +104,7 @@ class Session:
                  "closed", "clean_disconnect", "inflight_count", "receive_max", "client_max_packet",
                  "in_quota", "aliases_in", "aliases_out", "throttle", "auth", "auth_method", "_qos1_in",
                  "_acks", "_suppress_will", "_reader", "_writable", "_timer", "_reading", "_out", "_done",
+                 "_window",
                  "__dict__")
 
     def __init__(self, node: Node, sock: socket.socket, peer: tuple, listener) -> None:
@@ -104,6 +144,7 @@ class Session:
         self._reading = False           # a greenlet is handling this connection's input
         self._out: list[bytes] | None = None  # bytes the socket did not take yet, for the writer greenlet
         self._done = False              # cleaned up
+        self._window = 0                # send_window, once known
 
     # -- reading --------------------------------------------------------------
     def start(self) -> None:
@@ -119,9 +160,9 @@ class Session:
         self._step()
 
     def _readable(self) -> None:
-        """Read watcher callback (in the hub): handle the input in a greenlet of its own."""
+        """Read watcher callback (in the hub): a pooled reader greenlet handles the input."""
         self._reader.stop()
-        greenlet(self._step, get_hub()).switch()
+        readers.spawn(self._step)
 
     def _step(self) -> None:
         """Read and handle input until the socket has no more; then park or, once closed, clean up."""
@@ -163,7 +204,8 @@ class Session:
             if not data:
                 self.close()
                 return
-            self._timer.again(self._timed_out, update=False)
+            if self._timer is not None:  # none: keep alive 0
+                self._timer.again(self._timed_out, update=False)
             self._handle(data)
             if parked and len(data) < RECV_SIZE:
                 return  # drained: no recv just to hear EAGAIN, the watcher says when there is more
@@ -294,8 +336,12 @@ class Session:
         self.send(encode(packet, self.proto_level or 4))
 
     def send_window(self) -> int:
-        limit = self.node.config["max_inflight_messages"]
-        return min(limit, self.receive_max) if limit else self.receive_max
+        """In-flight QoS 1/2 deliveries allowed; max_inflight_messages as it was at CONNECT (as VerneMQ)."""
+        window = self._window
+        if not window:
+            limit = self.node.config["max_inflight_messages"]
+            window = self._window = min(limit, self.receive_max) if limit else self.receive_max
+        return window
 
     def encode_publish(self, out: Out, dup: bool) -> bytes | None:
         """The PUBLISH frame for one delivery; None if the client cannot take its size."""
@@ -335,16 +381,17 @@ class Session:
 
     @staticmethod
     def _shared_frame(msg: Msg, out: Out, v5: bool) -> tuple[bytes, int]:
-        """The frame every subscriber of this shape gets: encoded once per message."""
-        key = (v5, out.qos, out.retain)
+        """The frame every subscriber of this shape gets: encoded once per message that fans out."""
+        if msg.received is not None and not (v5 or out.qos or out.retain):
+            return msg.received, -1  # byte for byte as it came in: nothing to encode
         frames = msg.frames
+        key = (v5, out.qos, out.retain)
         tpl = frames.get(key) if frames is not None else None
         if tpl is None:
             tpl = publish_frame(msg.topic.encode(), msg.payload, out.qos, out.retain,
                                 msg.properties if v5 else None, 5 if v5 else 4)
-            if frames is None:
-                frames = msg.frames = {}
-            frames[key] = tpl
+            if frames is not None:
+                frames[key] = tpl
         return tpl
 
     def encode_pubrel(self, pid: int) -> bytes:
@@ -464,7 +511,8 @@ class Session:
         topic = p.topic
         if props is not None and self.aliases_in is not None:
             topic, props = self.aliases_in.resolve(topic, props)
-        msg = Msg(topic, p.payload, qos, p.retain, props, self.mountpoint, sender=self.sid)
+        msg = Msg(topic, p.payload, qos, p.retain, props, self.mountpoint, None, self.sid)
+        msg.received = p.frame
         if props and "message_expiry_interval" in props:
             msg.expiry = time.time() + props["message_expiry_interval"]
         allowed = self.node.authorize_publish(self, msg)

@@ -356,7 +356,8 @@ class Decoder:
                         q += 1
                 if not topic and (props is None or "topic_alias" not in props):
                     raise ProtocolError("PUBLISH with an empty topic and no topic alias")
-                append(publish(topic, buf[q:end], qos, b0 & 1 == 1, b0 & 8 == 8, pid, props))
+                append(publish(topic, buf[q:end], qos, b0 & 1 == 1, b0 & 8 == 8, pid, props,
+                               buf[i:end] if b0 == 0x30 and not v5 else None))
             elif rl == 2 and b0 in short_acks and ver is not None:
                 # A success ack without reason code: the other half of QoS 1/2 traffic.
                 pid = (buf[p] << 8) | buf[p + 1]

@@ -74,6 +74,9 @@ class Publish:
     dup: bool = False
     packet_id: int | None = None
     properties: dict | None = None
+    # The frame as received, set by the decoder for a v3 QoS 0 PUBLISH without retain: the exact
+    # bytes a v3 QoS 0 subscriber gets, so the broker can forward them instead of re-encoding.
+    frame: bytes | None = field(default=None, compare=False, repr=False)
     type = PUBLISH
 
 
