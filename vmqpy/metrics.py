@@ -75,6 +75,8 @@ COUNTERS: dict[str, str] = {
     "queue_message_too_large": "The number of messages dropped as larger than the client's Maximum Packet Size.",
     "mqtt_publish_throttled": "The number of times a session paused reading as it published above max_message_rate.",
     "overload_connect_refused": "The number of CONNECTs refused with Server busy while the node was overloaded.",
+    "overload_publish_refused": "The number of MQTT 5 QoS 1/2 publishes refused with Quota exceeded while "
+                                "the node was overloaded.",
     "queue_initialized_from_storage":
         "The number of times a MQTT queue process has been initialized from offline storage.",
     "router_matches_local": "The number of matched local subscriptions.",

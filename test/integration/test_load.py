@@ -117,6 +117,23 @@ def test_overloaded_node_sheds_qos0_to_slow_consumers_first(overloaded, cid):
     assert "counter.queue_message_shed = 10" in out
 
 
+def test_overloaded_node_refuses_v5_qos1_publishes_with_quota_exceeded(make_broker, cid):
+    node = make_broker({"overload.max_queued_messages": "50", "max_inflight_messages": "1"})
+    pub = Raw(node.port, 5)
+    assert pub.connect(cid + "-v5pub").reason_code == 0  # before the overload
+    slow = subscribed(node.port, cid + "-slow", "ol/#")  # never acks: its queue holds what follows
+    for i in range(60):
+        pub.send(P.Publish("ol/q1", str(i).encode(), qos=1, packet_id=i + 1))
+        assert pub.recv().reason_code == 0
+    wait_until(lambda: Raw(node.port, 5).connect(cid + "-probe").reason_code, what="overload")
+    pub.send(P.Publish("ol/q1", b"refused", qos=1, packet_id=99))
+    ack = pub.recv()
+    assert (type(ack), ack.packet_id, ack.reason_code) == (P.Puback, 99, R.QUOTA_EXCEEDED)
+    _, out = node.admin("metrics", "show")
+    assert "counter.overload_publish_refused = 1" in out
+    slow.close()
+
+
 # -- a subscriber that stops reading --------------------------------------------------------------
 def test_subscriber_that_stops_reading_holds_up_neither_publisher_nor_others(make_broker, cid):
     node = make_broker({"max_online_messages": "100"})

@@ -507,6 +507,11 @@ class Session:
             return
         if qos and self.in_quota:
             self._check_receive_max(qos)
+        if qos and self.proto_level == 5 and self.node.overload.active:
+            # Refuse what the node may not keep, rather than accept and shed it.
+            self.node.metrics.counters["overload_publish_refused"] += 1
+            self._refuse_publish(qos, pid, R.QUOTA_EXCEEDED)
+            return
         props = p.properties
         topic = p.topic
         if props is not None and self.aliases_in is not None:
@@ -525,8 +530,12 @@ class Session:
                 self.queue.awaiting_rel.add(pid)
             self._acks.append(ack_frame(_PUBACK if qos == 1 else _PUBREC, pid))
         else:
-            ack = P.Puback if qos == 1 else P.Pubrec
-            self._acks.append(encode(ack(pid, R.NOT_AUTHORIZED), 5))
+            self._refuse_publish(qos, pid, R.NOT_AUTHORIZED)
+
+    def _refuse_publish(self, qos: int, pid: int, reason_code: int) -> None:
+        """v5: answer a QoS 1/2 publish that was not routed with its reason code."""
+        ack = P.Puback if qos == 1 else P.Pubrec
+        self._acks.append(encode(ack(pid, reason_code), 5))
 
     def _check_receive_max(self, qos: int) -> None:
         # Unacked inbound: this batch's QoS 1 (acked at its end) and QoS 2 awaiting PUBREL.
