@@ -120,7 +120,7 @@ def run_msgs(scn: Scenario, o: argparse.Namespace, pids: Pids) -> dict:
 
     args = [*scn.args, "--duration", str(duration), "--label", scn.name]
     if soak:
-        args += ["--progress", "10"]
+        args += ["--progress", "10", "--rate", str(o.soak_rate)]
     res = Run(loadgen_cmd(o.host, o.port, o.loadgen_core, args), duration + 180, on_event).result()
     if "t0" in mark:
         busy = cpu_s(pids()) - mark["cpu0"]
@@ -182,6 +182,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--idle-conns", type=int, help="connections held by 'idle' (10000; quick 2000)")
     p.add_argument("--hold", type=float, default=5, help="seconds 'idle' holds them (5)")
     p.add_argument("--soak-duration", type=float, default=1800, help="seconds of 'soak' (1800)")
+    p.add_argument("--soak-rate", type=int, default=5000,
+                   help="msg/s of 'soak' (5000); the issue's soak is 50%% of measured peak QoS 1")
     p.add_argument("scenarios", nargs="*", help="names, or 'all' (everything but soak)")
 
 
