@@ -168,6 +168,15 @@ def test_will_sent_when_a_clean_start_ends_the_session_within_the_delay(broker, 
     assert watcher.expect(1, timeout=5)[0].payload == b"will"
 
 
+def test_will_sent_when_a_clean_start_takes_over_a_live_connection(broker, cid):
+    """The old connection is still open when the Clean Start one arrives (takeover, not EOF)."""
+    watcher = watch(broker.port, cid, "w5/takeover")
+    old = will_client(broker.port, cid, "w5/takeover", 3600, 3600)
+    Paho(broker.port, cid, V5, clean=True).connect()
+    assert watcher.expect(1, timeout=5)[0].payload == b"will"
+    old.drop()
+
+
 def test_will_properties_are_passed_through(broker, cid):
     watcher = watch(broker.port, cid, "w5/props")
     wp = props(WILL_PROPS, WillDelayInterval=0, ContentType="text/plain", ResponseTopic="w5/reply",

@@ -70,7 +70,7 @@ class Registry:
             else:
                 for old in list(queue.sessions):
                     queue.detach(old, handover=True)
-                    old.taken_over()
+                    old.taken_over(clean_start)
         if queue is not None and clean_start:
             self._destroy(sid, queue)
             queue = None

@@ -104,7 +104,7 @@ class Session:
                  "closed", "clean_disconnect", "inflight_count", "receive_max", "client_max_packet",
                  "in_quota", "aliases_in", "aliases_out", "throttle", "auth", "auth_method", "_qos1_in",
                  "_acks", "_suppress_will", "_reader", "_writable", "_timer", "_reading", "_out", "_done",
-                 "_window",
+                 "_window", "session_ended",
                  "__dict__")
 
     def __init__(self, node: Node, sock: socket.socket, peer: tuple, listener) -> None:
@@ -138,6 +138,7 @@ class Session:
         self._qos1_in = 0               # QoS 1 publishes of this batch, acked at its end
         self._acks: list[bytes] = []
         self._suppress_will = False
+        self.session_ended = False  # taken over by a Clean Start connection: the session is gone
         self._reader = None             # read watcher of a parked (plain TCP) connection; None: a greenlet reads
         self._writable = None           # write watcher the writer greenlet of a parked connection waits on
         self._timer = None              # CONNECT timeout, then keep alive
@@ -427,8 +428,9 @@ class Session:
         if self._reader is not None and not self._reading:
             gevent.spawn(self._cleanup)  # parked: no greenlet of this connection runs to do it
 
-    def taken_over(self) -> None:
+    def taken_over(self, clean_start: bool) -> None:
         """Another connection registered our client id: leave (called from its greenlet)."""
+        self.session_ended = clean_start
         self._suppress_will = self.node.config["suppress_lwt_on_session_takeover"]
         self._send_disconnect(R.SESSION_TAKEN_OVER, "another connection took over the session")
         self.close()

@@ -42,7 +42,11 @@ class Wills:
         if delay:
             queue = self.node.registry.queues.get(session.sid)
             if queue is not None and session not in queue.sessions:
-                return  # taken over: the session already has its new connection
+                # Taken over before this close was seen: a resumed session cancels
+                # the will [MQTT-3.1.3-9]; a Clean Start ended the session, so send it now.
+                if session.session_ended:
+                    self._send(session, msg)
+                return
             timer = gevent.spawn_later(delay, self._fire, session.sid)
             self.pending[session.sid] = (timer, session, msg)
         else:
