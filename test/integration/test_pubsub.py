@@ -88,7 +88,7 @@ def test_retained_set_replace_clear(broker, cid):
     pub.connect()
     pub.publish("ret/a", "one", 1, retain=True)
     pub.publish("ret/a", "two", 1, retain=True)
-    pub.publish("ret/b", "bee", 0, retain=True)
+    pub.publish("ret/b", "bee", 1, retain=True)  # QoS 1: awaited, so stored before the subscribe
     sub = Paho(broker.port, cid + "s")
     sub.connect()
     sub.subscribe("ret/+", 1)
