@@ -62,8 +62,7 @@ class AdminServer:
         f = sock.makefile("rb")
         try:
             line = f.readline(MAX_REQUEST)
-            argv = ujson.loads(line)["argv"]
-            ok, output = run_command(self.node, [str(a) for a in argv])
+            ok, output = self.command([str(a) for a in ujson.loads(line)["argv"]])
         except (ValueError, KeyError, TypeError) as e:
             ok, output = False, f"bad admin request: {e}"
         except OSError:
@@ -72,6 +71,10 @@ class AdminServer:
             sock.sendall(ujson.dumps({"ok": ok, "output": output}).encode() + b"\n")
         except OSError:
             pass
+
+
+    def command(self, argv: list[str]) -> tuple[bool, str]:
+        return run_command(self.node, argv)
 
 
 def call(path: str, argv: list[str], timeout: float = 30.0) -> tuple[bool, str]:

@@ -7,14 +7,12 @@ answers are merged into the node's (worker_commands.py).
 
 from __future__ import annotations
 
-import socket
 from typing import TYPE_CHECKING
 
 import gevent
-import ujson
 
 from vmqpy.admin.commands import Table
-from vmqpy.admin.rpc import MAX_REQUEST, AdminServer
+from vmqpy.admin.rpc import AdminServer
 from vmqpy.broker import worker_commands
 
 if TYPE_CHECKING:
@@ -25,21 +23,6 @@ class ParentAdmin(AdminServer):
     def __init__(self, supervisor: Supervisor) -> None:
         super().__init__(supervisor)  # uses supervisor.config["admin.socket"]
         self.supervisor = supervisor
-
-    def _handle(self, sock: socket.socket, _addr) -> None:
-        sock.settimeout(30)
-        try:
-            line = sock.makefile("rb").readline(MAX_REQUEST)
-            argv = [str(a) for a in ujson.loads(line)["argv"]]
-            ok, output = self.command(argv)
-        except (ValueError, KeyError, TypeError) as e:
-            ok, output = False, f"bad admin request: {e}"
-        except OSError:
-            return
-        try:
-            sock.sendall(ujson.dumps({"ok": ok, "output": output}).encode() + b"\n")
-        except OSError:
-            pass
 
     def command(self, argv: list[str]) -> tuple[bool, str]:
         sup = self.supervisor
