@@ -130,12 +130,15 @@ def start_mosquitto(core: str | None = "0", exe: str = "mosquitto") -> Broker:
     return _spawn("mosquitto", [exe, "-c", str(conf)], tmpdir, port, core, 10)
 
 
-def vmqpy_config(port: int, tmpdir: str) -> str:
+def vmqpy_config(port: int, tmpdir: str, workers: int = 1) -> str:
     """The vernemq.conf the benchmark runs vmqpy with: the default configuration.
 
     As shipped: vmq_passwd and vmq_acl loaded (an empty password file, an ACL
     of `topic #` that allows everything), allow_anonymous on, $SYS and an HTTP
-    listener serving /metrics. Only the online queue is raised, as for mosquitto.
+    listener serving /metrics. Only the online queue is raised, as for mosquitto, and
+    the MQTT listener's max_connections (10,000 by default, as in VerneMQ) is
+    infinity, as mosquitto's, so `idle` can hold more than 10,000 connections.
+    `workers` > 1 adds `nr_of_workers` (docs/workers.md).
     """
     etc = Path(tmpdir) / "etc"
     etc.mkdir(exist_ok=True)
@@ -144,6 +147,7 @@ def vmqpy_config(port: int, tmpdir: str) -> str:
     return "\n".join([
         f"nodename = bench{port}@127.0.0.1",
         f"listener.tcp.default = 127.0.0.1:{port}",
+        "listener.tcp.default.max_connections = infinity",
         f"listener.http.default = 127.0.0.1:{free_port()}",
         "allow_anonymous = on",
         "plugins.vmq_passwd = on",
@@ -152,16 +156,31 @@ def vmqpy_config(port: int, tmpdir: str) -> str:
         f"platform_etc_dir = {etc}",
         f"platform_data_dir = {tmpdir}/data",
         f"platform_log_dir = {tmpdir}/log",
+        *([f"nr_of_workers = {workers}"] if workers > 1 else []),
         "",
     ])
 
 
-def start_vmqpy(core: str | None = "0", cmd: list[str] | None = None) -> Broker:
+def start_vmqpy(core: str | None = "0", cmd: list[str] | None = None, workers: int = 1) -> Broker:
     tmpdir, port = tempfile.mkdtemp(prefix="bench-vmqpy-"), free_port()
     conf = Path(tmpdir) / "vernemq.conf"
-    conf.write_text(vmqpy_config(port, tmpdir))
+    conf.write_text(vmqpy_config(port, tmpdir, workers))
     base = cmd or [str(REPO / ".venv/bin/python"), "-m", "vmqpy.scripts.vernemq"]
-    return _spawn("vmqpy", [*base, "console", "--config", str(conf)], tmpdir, port, core, 60)
+    broker = _spawn("vmqpy", [*base, "console", "--config", str(conf)], tmpdir, port, core, 60)
+    if workers > 1:  # the parent listens before its workers are up: wait for every one (pong)
+        _wait_ping(broker, [*base, "ping", "--config", str(conf)], 120)
+    return broker
+
+
+def _wait_ping(broker: Broker, cmd: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and broker.proc.poll() is None:
+        if subprocess.run(cmd, cwd=broker.tmpdir, capture_output=True, timeout=30).returncode == 0:
+            return
+        time.sleep(0.5)
+    tail = broker.log.read_text(errors="replace")[-2000:] if broker.log.exists() else ""
+    broker.stop()
+    raise RuntimeError(f"{broker.name}: not every worker ready within {timeout}s:\n{tail}")
 
 
 STARTERS = {"mosquitto": start_mosquitto, "vmqpy": start_vmqpy}

@@ -142,10 +142,11 @@ def run_idle(scn: Scenario, o: argparse.Namespace, pids: Pids) -> dict:
         share = n // procs + (k < n % procs)
         binds = ",".join(f"127.{k + 1}.{j}.1" for j in range(1, 5))  # 4 x 28k ports each
         args = ["--idle", str(share), "--hold", str(o.hold), "--keepalive", "10", "--bind", binds,
-                "--label", f"{scn.name}/{k}"]
-        runs.append(Run(loadgen_cmd(o.host, o.port, o.loadgen_core, args), o.hold + 180,
+                "--connect-timeout", str(o.connect_timeout), "--label", f"{scn.name}/{k}"]
+        runs.append(Run(loadgen_cmd(o.host, o.port, o.loadgen_core, args), o.connect_timeout + o.hold + 120,
                         lambda ev: ev["event"] == "ready" and ready.release()))
-    all_ready = all(ready.acquire(timeout=90) for _ in runs)
+    deadline = t0 + o.connect_timeout + 5
+    all_ready = all(ready.acquire(timeout=max(deadline - time.monotonic(), 0)) for _ in runs)
     connect_s = time.monotonic() - t0
     time.sleep(1)  # let the broker finish its per-connection setup
     rss1 = rss_kib(pids())
@@ -181,6 +182,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, help="seconds of publishing per scenario (5; quick 2)")
     p.add_argument("--idle-conns", type=int, help="connections held by 'idle' (10000; quick 2000)")
     p.add_argument("--hold", type=float, default=5, help="seconds 'idle' holds them (5)")
+    p.add_argument("--connect-timeout", type=float, default=60,
+                   help="seconds each 'idle' loadgen may take to connect its share (60)")
     p.add_argument("--soak-duration", type=float, default=1800, help="seconds of 'soak' (1800)")
     p.add_argument("--soak-rate", type=int, default=5000,
                    help="msg/s of 'soak' (5000); the issue's soak is 50%% of measured peak QoS 1")
