@@ -59,6 +59,7 @@ struct run {
     struct config cfg;
     struct conn *conns;
     int nconns, started, ready, connected;
+    int connecting; /* started, not yet ready nor closed: what connect_burst limits */
     /* per publisher: matching subscribers; receipts plus gaps (what the
      * window counts, including write-offs); the same without write-offs */
     uint64_t *fanout, *progress, *seen;

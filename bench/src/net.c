@@ -63,6 +63,8 @@ static void close_conn(struct conn *c, const char *why)
     }
     if (c->state == S_READY)
         R.ready--;
+    else if (c->state != S_NEW)
+        R.connecting--; /* refused or dropped before it was ready: its connect slot is free */
     c->state = S_CLOSED;
     if (c->fd >= 0)
         close(c->fd);
@@ -148,6 +150,7 @@ static void on_tcp_connected(struct conn *c)
 static void mark_ready(struct conn *c)
 {
     c->state = S_READY;
+    R.connecting--;
     if (++R.ready == R.nconns)
         R.t_ready = now;
 }
@@ -438,13 +441,15 @@ static void send_pings(void)
 
 static void open_connections(void)
 {
-    while (R.started < R.nconns && R.started - R.ready < R.cfg.connect_burst) {
+    while (R.started < R.nconns && R.connecting < R.cfg.connect_burst) {
         struct conn *c = &R.conns[R.started];
         if (start_connect(c, R.started) < 0) {
             c->state = S_CLOSED;
             R.n.disconnects++;
             if (R.n.disconnects <= 5)
                 fprintf(stderr, "loadgen: connect %d: %s\n", R.started, strerror(errno));
+        } else {
+            R.connecting++;
         }
         R.started++;
     }
