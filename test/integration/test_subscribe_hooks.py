@@ -37,3 +37,22 @@ def test_session_end_reports_all_topics_unsubscribed(make_broker, tmp_path, cid)
     sub.disconnect()
     assert wait_until(lambda: events.exists() and events.read_text(), what="on_topic_unsubscribed") == \
         f"{cid} all_topics\n"
+
+
+def test_delivery_complete_fires_on_the_subscribers_ack(make_broker, tmp_path, cid):
+    events = tmp_path / "events"
+    node = make_broker({"plugins.vmq_acl": "off", "plugins.alias_subs": "on",
+                        "plugins.alias_subs.path": PLUGIN_DIR, "alias_subs.events": str(events)})
+    sub = Paho(node.port, cid)
+    sub.connect()
+    sub.subscribe("real/done", 2)
+    pub = Paho(node.port, cid + "p")
+    pub.connect()
+    pub.publish("real/done", "one", 1)
+    pub.publish("real/done", "two", 2)
+    assert [m.payload for m in sub.expect(2)] == [b"one", b"two"]
+    delivered = tmp_path / "events.delivered"
+    wait_until(lambda: delivered.exists() and delivered.read_text().count("\n") == 2, what="completions")
+    assert delivered.read_text() == f"{cid} 1 real/done one\n{cid} 2 real/done two\n"
+    _, out = node.admin("metrics", "show")
+    assert "counter.mqtt_publish_sent = 2" in out

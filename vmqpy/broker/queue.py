@@ -297,6 +297,7 @@ class Queue:
         counters["queue_message_expired"] += expired
         for s, frames in by_session.items():
             if frames:
+                counters["mqtt_publish_sent"] += len(frames)
                 s.send_frames(frames)
 
     def _frame_for(self, session: Session, out: Out) -> bytes | None:
@@ -377,6 +378,8 @@ class Queue:
         session.inflight_count -= 1
         self._forget(out)
         self.wake()
+        self.node.hooks_event("on_delivery_complete", session.username, self.sid, out.qos, out.msg.topic,
+                              out.msg.payload, out.retain)
         return True
 
     # -- teardown -----------------------------------------------------------
