@@ -10,8 +10,11 @@ import sys
 import pytest
 import workerkit
 from broker import REPO, wait_until
-from clients import Paho
+from clients import Paho, Raw
 from workerkit import worker_pids
+
+from vmqpy.mqtt import packets as P
+from vmqpy.mqtt.codec import encode
 
 WORKERS = 3
 
@@ -142,6 +145,32 @@ def test_ordering_5000_qos1_across_workers(node, cid):
     infos[-1].wait_for_publish(10)
     pub.disconnect()
     sub.disconnect()
+
+
+@pytest.mark.parametrize("with_v5", [False, True], ids=["v3-only", "v3-and-v5"])
+def test_qos0_bursts_from_two_workers_arrive_whole_and_in_order(node, cid, with_v5):
+    """Bursts of v3 QoS 0 publishes travel between workers as runs of frames: written as they are
+    to v3 subscribers, routed one by one when a v5 subscriber needs its own encoding."""
+    subs = [connect(node, 2, f"{cid}-s3")]
+    if with_v5:
+        subs.append(connect(node, 2, f"{cid}-s5", version=5))
+    for s in subs:
+        s.subscribe(f"{cid}/in/+", 0)
+    pubs = []
+    for w in (0, 1):
+        raw = Raw(node.port)
+        assert raw.connect(workerkit.on(w, f"{cid}-p{w}", WORKERS)).reason_code == 0
+        pubs.append(raw)
+    n = 3000
+    for w, raw in enumerate(pubs):
+        raw.send(b"".join(encode(P.Publish(f"{cid}/in/{w}", f"{w}:{i}".encode()), 4) for i in range(n)))
+    for s in subs:
+        got = [(m.topic, m.payload) for m in s.expect(2 * n, timeout=30)]
+        for w in (0, 1):
+            assert [p for t, p in got if t == f"{cid}/in/{w}"] == [f"{w}:{i}".encode() for i in range(n)]
+        s.disconnect()
+    for raw in pubs:
+        raw.close()
 
 
 def test_metrics_are_summed_over_workers(node, cid):

@@ -8,7 +8,8 @@ connection it accepted, except to answer an RPC (`ask`: the parent's admin
 commands, worker 0 gathering the node's figures for HTTP, $SYS and Graphite).
 
 A stream carries frames: a 4-byte length and a marshal'ed list of records
-(tuples whose first item is one of the T_* codes). Records queued during one
+(tuples whose first item is one of the T_* codes; a T_FRAMES run is a list
+that grows while it is the last record queued). Records queued during one
 loop turn leave in one frame and one write (DESIGN §3). A connection handed
 over to its owner travels as a frame of its own, its fd attached with
 SCM_RIGHTS; the receiver keeps received fds in arrival order and takes one per
@@ -37,11 +38,12 @@ from gevent.event import Event
 log = logging.getLogger(__name__)
 
 (T_HELLO, T_SUBS, T_SUB, T_UNSUB, T_PUB, T_RETAIN, T_PING, T_PONG, T_HANDOFF, T_RPC, T_STATS,
- T_RECOUNT) = range(12)
+ T_RECOUNT, T_FRAMES) = range(13)
 RPC_KINDS = (T_RPC, T_STATS)  # what an RPC connection may ask: an admin command, the ops figures
 PARENT = -1  # the index an RPC caller (the parent, or worker 0 gathering) says hello with
 RECV_SIZE = 262144
 MAX_FDS = 64
+RUN_MAX = 256  # frames per T_FRAMES run: below max_online_messages, so a run is delivered whole
 DIAL_BACKOFF = (0.02, 0.5)
 
 
@@ -140,6 +142,20 @@ class Peer:
             if not self._armed:
                 self._armed = True
                 self._wake.set()
+
+    def send_frame(self, mountpoint: str, topic: str, sender: tuple, frame: bytes) -> None:
+        """Queue a v3 QoS 0 PUBLISH frame to forward byte for byte. Consecutive frames of one
+        publisher and topic travel as one run, [T_FRAMES, mountpoint, topic, sender, bytes, count],
+        which the receiver routes once and may write to its subscribers as it is."""
+        records = self.records
+        if records:
+            last = records[-1]
+            if (last[0] == T_FRAMES and last[2] == topic and last[3] == sender and last[1] == mountpoint
+                    and last[5] < RUN_MAX):
+                last[4] += frame
+                last[5] += 1
+                return
+        self.send([T_FRAMES, mountpoint, topic, sender, bytearray(frame), 1])
 
     def handoff(self, record: tuple, fd: int) -> None:
         """Pass an accepted connection's fd with `record`; the peer owns it from now on (we close ours)."""

@@ -300,6 +300,26 @@ class Queue:
                 counters["mqtt_publish_sent"] += len(frames)
                 s.send_frames(frames)
 
+    def takes_frames(self, n: int) -> bool:
+        """Whether `n` v3 QoS 0 frames may go straight to the sessions (write_frames), as the
+        per-message path would send them: online v3 sessions with no backlog, nothing pending
+        ahead of them, not over max_online_messages."""
+        sessions = self.sessions
+        if (not sessions or self.pending or self.backlog or self._busy
+                or 0 < self.opts.max_online_messages < n
+                or (len(sessions) > 1 and self.opts.deliver_mode != "fanout")):
+            return False
+        return all(s.proto_level < 5 and not s.writing and not s.closed for s in sessions)
+
+    def write_frames(self, data: bytes, n: int) -> None:
+        """Send `n` frames forwarded byte for byte by another worker; see takes_frames."""
+        counters = self.node.metrics.counters
+        counters["queue_message_in"] += n
+        counters["queue_message_out"] += n
+        counters["mqtt_publish_sent"] += n * len(self.sessions)
+        for s in self.sessions:
+            s.send(data)
+
     def _frame_for(self, session: Session, out: Out) -> bytes | None:
         """Encode `out` for `session`, taking a packet id for QoS 1/2; None: too large, dropped."""
         if not out.qos:
