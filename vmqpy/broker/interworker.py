@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
  T_RECOUNT, T_FRAMES) = range(13)
 RPC_KINDS = (T_RPC, T_STATS)  # what an RPC connection may ask: an admin command, the ops figures
 PARENT = -1  # the index an RPC caller (the parent, or worker 0 gathering) says hello with
-RECV_SIZE = 262144
+RECV_SIZE = 1 << 20
+LINK_BUFFER = 4 << 20  # SO_SNDBUF of a link (the kernel caps it at net.core.wmem_max): what one
+                       # wake-up of a busy receiver takes in, so a saturated worker still drains it
 MAX_FDS = 64
 RUN_MAX = 256  # frames per T_FRAMES run: below max_online_messages, so a run is delivered whole
 DIAL_BACKOFF = (0.02, 0.5)
@@ -124,6 +126,8 @@ class Peer:
         self.handoffs: deque[tuple[bytes, int]] = deque()
         self._wake = Event()
         self._armed = False
+        self._busy = False  # the writer greenlet is sending: nobody else may write
+        self._rest = b""    # what the socket did not take of a flush, for the writer
         self._sock: socket.socket | None = None
         self._greenlet: gevent.Greenlet | None = None
 
@@ -142,6 +146,24 @@ class Peer:
             if not self._armed:
                 self._armed = True
                 self._wake.set()
+
+    def flush(self) -> None:
+        """Write the queued records now, at the end of a batch, as far as the socket takes them
+        without waiting: forwarded messages leave with the batch that routed them, not a loop
+        turn later. The writer greenlet sends the rest."""
+        if not self.records or self._busy or self._rest or self._sock is None:
+            return
+        data = pack(self.records)
+        self.records = []
+        try:
+            sent = self._sock.send(data, 0, 0.0)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return  # the peer is gone: _watch takes the stream down
+        if sent < len(data):
+            self._rest = data[sent:]
+            self._wake.set()
 
     def send_frame(self, mountpoint: str, topic: str, sender: tuple, frame: bytes) -> None:
         """Queue a v3 QoS 0 PUBLISH frame to forward byte for byte. Consecutive frames of one
@@ -193,6 +215,7 @@ class Peer:
 
     def _dial(self) -> socket.socket | None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LINK_BUFFER)
         try:
             sock.connect(self.path)
         except OSError:
@@ -205,17 +228,24 @@ class Peer:
             self._wake.wait()
             self._wake.clear()
             self._armed = False
-            if self.records:
-                batch, self.records = self.records, []
-                sock.sendall(pack(batch))
-            while self.handoffs:
-                frame, fd = self.handoffs.popleft()
-                try:
-                    sent = socket.send_fds(sock, [frame], [fd])
-                    if sent < len(frame):
-                        sock.sendall(frame[sent:])
-                finally:
-                    os.close(fd)
+            self._busy = True
+            try:
+                if self._rest:
+                    rest, self._rest = self._rest, b""
+                    sock.sendall(rest)
+                if self.records:
+                    batch, self.records = self.records, []
+                    sock.sendall(pack(batch))
+                while self.handoffs:
+                    frame, fd = self.handoffs.popleft()
+                    try:
+                        sent = socket.send_fds(sock, [frame], [fd])
+                        if sent < len(frame):
+                            sock.sendall(frame[sent:])
+                    finally:
+                        os.close(fd)
+            finally:
+                self._busy = False
 
     def _watch(self, sock: socket.socket) -> None:
         """The peer never writes here: EOF or an error means it is gone."""
@@ -231,6 +261,7 @@ class Peer:
         self.up = False
         self.up_event.clear()
         self.records = []
+        self._rest = b""
         while self.handoffs:
             os.close(self.handoffs.popleft()[1])  # the client reconnects and lands on the new owner
         self._close()
@@ -307,6 +338,11 @@ class Links:
     def broadcast(self, record: tuple) -> None:
         for peer in self.peers.values():
             peer.send(record)
+
+    def flush(self) -> None:
+        for peer in self.peers.values():
+            if peer.records:
+                peer.flush()
 
     def barrier(self, timeout: float = 5.0) -> None:
         """Return once every connected peer has answered a ping queued now (see module doc)."""

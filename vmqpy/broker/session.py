@@ -208,8 +208,10 @@ class Session:
             if self._timer is not None:  # none: keep alive 0
                 self._timer.again(self._timed_out, update=False)
             self._handle(data)
-            if parked and len(data) < RECV_SIZE:
-                return  # drained: no recv just to hear EAGAIN, the watcher says when there is more
+            if parked:
+                # One recv per turn of the loop: the watcher fires again if there is more, and a
+                # publisher that always has more does not starve the other connections meanwhile.
+                return
 
     def _handle(self, data: bytes) -> None:
         packets = self.decoder.feed(data)
@@ -243,6 +245,8 @@ class Session:
         if node.msg_store.pending():
             node.msg_store.flush()
         node.dispatcher.flush()
+        if node.workers is not None:
+            node.workers.links.flush()  # what this batch forwarded to other workers
         if self._acks:
             data = b"".join(self._acks)
             self._acks.clear()
