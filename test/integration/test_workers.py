@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -171,6 +172,39 @@ def test_qos0_bursts_from_two_workers_arrive_whole_and_in_order(node, cid, with_
         s.disconnect()
     for raw in pubs:
         raw.close()
+
+
+def test_a_stopped_worker_holds_back_the_publishers_that_forward_to_it(make_broker, cid):
+    """Backpressure between workers: while the subscriber's worker takes nothing in (SIGSTOP), the
+    publisher's worker stops reading once the link's buffer is full, rather than queueing without
+    bound; once it runs again, every message arrives, in order."""
+    b = make_broker({"nr_of_workers": "2", "max_online_messages": "-1"})
+    sub = connect(b, 1, f"{cid}-s", 2)
+    sub.subscribe(f"{cid}/bp", 0)
+    pub = Raw(b.port)
+    assert pub.connect(workerkit.on(0, f"{cid}-p", 2)).reason_code == 0
+    stopped = worker_pids(b)[1][0]
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        body = b"x" * 4096
+        sent, rest = 0, b""
+        pub.sock.setblocking(False)
+        while sent < 16384:  # 64 MiB: far beyond the link's and the sockets' buffers
+            if not rest:
+                rest = encode(P.Publish(f"{cid}/bp", b"%08d" % sent + body), 4)
+                sent += 1
+            if not select.select([], [pub.sock], [], 1.0)[1]:
+                break  # nothing taken for a second: the publisher is held back
+            rest = rest[pub.sock.send(rest):]
+        assert sent < 16384, "the publisher's worker kept reading while the link was full"
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+    pub.sock.setblocking(True)
+    pub.sock.sendall(rest)
+    got = [m.payload[:8] for m in sub.expect(sent, timeout=60)]
+    assert got == [b"%08d" % i for i in range(sent)]
+    pub.close()
+    sub.disconnect()
 
 
 def test_metrics_are_summed_over_workers(node, cid):

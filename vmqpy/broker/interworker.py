@@ -165,6 +165,11 @@ class Peer:
             self._rest = data[sent:]
             self._wake.set()
 
+    @property
+    def backed_up(self) -> bool:
+        """The socket did not take everything: its 4 MiB buffer is full."""
+        return bool(self._rest) or self._busy
+
     def send_frame(self, mountpoint: str, topic: str, sender: tuple, frame: bytes) -> None:
         """Queue a v3 QoS 0 PUBLISH frame to forward byte for byte. Consecutive frames of one
         publisher and topic travel as one run, [T_FRAMES, mountpoint, topic, sender, bytes, count],
@@ -246,6 +251,7 @@ class Peer:
                         os.close(fd)
             finally:
                 self._busy = False
+            self.links.check_drained()
 
     def _watch(self, sock: socket.socket) -> None:
         """The peer never writes here: EOF or an error means it is gone."""
@@ -265,6 +271,7 @@ class Peer:
         while self.handoffs:
             os.close(self.handoffs.popleft()[1])  # the client reconnects and lands on the new owner
         self._close()
+        self.links.check_drained()
         if was_up:
             self.links.peer_down(self.index)
 
@@ -290,6 +297,8 @@ class Links:
         self.peers: dict[int, Peer] = {k: Peer(self, k, p) for k, p in enumerate(paths) if k != index}
         self.inbound: set[int] = set()    # workers whose stream to us is connected
         self.synced = Event()             # every peer connected both ways
+        self.drained = Event()            # no link backed up (see flush)
+        self.drained.set()
         self._server: socket.socket | None = None
         self._greenlets: list[gevent.Greenlet] = []
         self._seq = 0
@@ -339,10 +348,23 @@ class Links:
         for peer in self.peers.values():
             peer.send(record)
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
+        """Write what the ending batch queued for other workers (Peer.flush). True if a link is
+        backed up: the caller reads no more until `drained` is set (backpressure, so that a worker
+        that cannot keep up holds the publishers back instead of growing the sender's memory)."""
+        backed_up = False
         for peer in self.peers.values():
             if peer.records:
                 peer.flush()
+            if peer.backed_up:
+                backed_up = True
+        if backed_up:
+            self.drained.clear()
+        return backed_up
+
+    def check_drained(self) -> None:
+        if not self.drained.is_set() and not any(p.backed_up for p in self.peers.values()):
+            self.drained.set()
 
     def barrier(self, timeout: float = 5.0) -> None:
         """Return once every connected peer has answered a ping queued now (see module doc)."""

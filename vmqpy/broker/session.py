@@ -245,12 +245,14 @@ class Session:
         if node.msg_store.pending():
             node.msg_store.flush()
         node.dispatcher.flush()
-        if node.workers is not None:
-            node.workers.links.flush()  # what this batch forwarded to other workers
+        links = node.workers.links if node.workers is not None else None
+        backed_up = links is not None and links.flush()  # what this batch forwarded to other workers
         if self._acks:
             data = b"".join(self._acks)
             self._acks.clear()
             self.send(data)
+        if backed_up:
+            links.drained.wait()  # a worker is behind on what we forward: read no more until it catches up
 
     # -- timers -------------------------------------------------------------
     def _set_timer(self, seconds: float) -> None:
