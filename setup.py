@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 VERSION = re.search(r'__version__ = "([^"]+)"', Path("vmqpy/__init__.py").read_text()).group(1)
 
@@ -15,6 +15,11 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["vmqpy", "vmqpy.*"]),
     package_data={"vmqpy": ["admin/status/*"]},
+    # The compiled twin of the decoder's common case (vmqpy/mqtt/_speedups.c). Optional: without a C
+    # compiler and Python headers the install goes on and the pure-Python decoder does everything.
+    # No debug info (-g0): it would record the build directory in the release.
+    ext_modules=[Extension("vmqpy.mqtt._speedups", ["vmqpy/mqtt/_speedups.c"], optional=True,
+                           extra_compile_args=["-g0"])],
     install_requires=[
         "gevent>=24.2",
         "greenlet>=3.0",

@@ -9,6 +9,7 @@ from clients import CONNECT_PROPS, V5, V311, Paho, Raw, props
 
 from vmqpy.mqtt import packets as P
 from vmqpy.mqtt import reasons as R
+from vmqpy.mqtt.codec import encode
 
 
 # -- CONNECT ----------------------------------------------------------------
@@ -252,3 +253,27 @@ def test_unacked_message_resent_with_same_id_on_reconnect(broker, cid):
     assert back.connect(cid, clean=False).session_present
     again = back.recv()
     assert again.dup and again.packet_id == first.packet_id and again.payload == b"unacked"
+
+
+# -- several packets in one write ----------------------------------------------------
+@pytest.mark.parametrize("version", [V311, V5])
+def test_packets_of_one_write_keep_their_order(broker, cid, version):
+    """A parked connection's publishes, acks and pings are handled in the hub, a batch with anything
+    else in a reader greenlet (Session._wake): a write that mixes them is answered as always."""
+    raw = Raw(broker.port, version)
+    assert raw.connect(cid).reason_code == 0
+    topic = f"mixed/{cid}"
+    raw.send(b"".join(encode(p, version) for p in (
+        P.Publish(topic, b"before", qos=1, packet_id=1),  # no subscriber yet
+        P.Subscribe(2, [(topic, P.SubOpts(1))]),
+        P.Publish(topic, b"after", qos=1, packet_id=3),
+        P.Pingreq())))
+    got = [raw.recv() for _ in range(5)]
+    assert [type(p).__name__ for p in got] == ["Suback", "Publish", "Puback", "Puback", "Pingresp"]
+    assert got[1].payload == b"after" and [got[2].packet_id, got[3].packet_id] == [1, 3]
+    raw.send(P.Puback(got[1].packet_id))
+    raw.send(P.Publish(topic, b"again", qos=1, packet_id=4))  # a batch of one publish: in the hub
+    got = sorted((raw.recv(), raw.recv()), key=lambda p: type(p).__name__)
+    assert [type(p).__name__ for p in got] == ["Puback", "Publish"] and got[1].payload == b"again"
+    raw.send(P.Disconnect())
+    assert raw.closed_by_broker()

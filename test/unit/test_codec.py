@@ -7,7 +7,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from vmqpy.mqtt import reasons
+from vmqpy.mqtt import codec, reasons
 from vmqpy.mqtt.codec import (
     Decoder,
     MalformedPacket,
@@ -43,6 +43,20 @@ from vmqpy.mqtt.packets import (
 from vmqpy.mqtt.properties import PROPERTIES, WILL
 
 VERSIONS = (3, 4, 5)
+COMPILED_SCAN = codec._scan  # None when vmqpy/mqtt/_speedups.c was not built
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def decoder_loop(request, monkeypatch):
+    """Every test here runs with the compiled twin of Decoder.feed's loop and with Python alone."""
+    if request.param == "compiled":
+        if COMPILED_SCAN is None:
+            pytest.skip("vmqpy.mqtt._speedups is not built")
+        monkeypatch.setattr(codec, "_scan", COMPILED_SCAN)
+    else:
+        monkeypatch.setattr(codec, "_scan", None)
+    return request.param
+
 NAME = {3: "MQIsdp", 4: "MQTT", 5: "MQTT"}
 UP = [("k", "v"), ("k", "v2"), ("ключ", "значение")]  # repeated keys keep wire order
 

@@ -95,6 +95,19 @@ def test_unregister_and_active():
     assert hooks.all_till_ok("auth_on_publish") == ("next", None)
 
 
+def test_may_block_unless_every_owner_never_blocks():
+    hooks = Hooks()
+    assert not hooks.may_block
+    hooks.register("acl", "auth_on_publish", lambda *_: "ok", never_blocks=True)
+    assert not hooks.may_block and "auth_on_publish" in hooks.names
+    hooks.register("web", "on_deliver", lambda *_: "ok")  # the default: it may wait on I/O
+    assert hooks.may_block
+    hooks.unregister("web")
+    assert not hooks.may_block
+    hooks.unregister("acl")
+    assert not hooks.may_block and not hooks.names
+
+
 def test_register_during_a_run_does_not_change_that_run():
     hooks = Hooks()
 

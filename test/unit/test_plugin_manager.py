@@ -55,6 +55,7 @@ def test_builtins_start_by_default(files):
     peer, sid = ("127.0.0.1", 1), ("", "c")
     assert hooks.all_till_ok("auth_on_register", peer, sid, "u", b"p", True) == ("ok", {})
     assert hooks.all_till_ok("auth_on_publish", "u", sid, 0, "t", b"", False) == ("ok", {})
+    assert not hooks.may_block  # both declare hooks_never_block: publishes may be handled in the hub
     mgr.stop_all()
     assert mgr.show() == [] and not hooks.active("auth_on_register")
 
@@ -79,8 +80,9 @@ def test_plugin_from_a_directory_rewrites_topic(files):
                      "builtin": False}
     instance = mgr._running["rewrite_topic"].instance
     assert instance.ctx is ctx
+    assert hooks.may_block  # no hooks_never_block: the broker calls it from greenlets only
     assert mgr.disable("rewrite_topic") is None and instance.stopped
-    assert not hooks.active("auth_on_publish")
+    assert not hooks.active("auth_on_publish") and not hooks.may_block
 
 
 def test_chain_order_is_start_order(files):

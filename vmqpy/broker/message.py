@@ -34,7 +34,7 @@ class Msg:
     def __init__(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
                  properties: dict | None = None, mountpoint: str = "",
                  expiry: float | None = None, sender: tuple[str, str] | None = None,
-                 ref: bytes | None = None) -> None:
+                 ref: bytes | None = None, received: bytes | None = None) -> None:
         self._ref = ref
         self.topic = topic
         self.payload = payload
@@ -45,7 +45,7 @@ class Msg:
         self.expiry = expiry
         self.sender = sender  # subscriber id (mountpoint, client_id) of the publisher
         self.frames: dict | None = None
-        self.received: bytes | None = None  # the v3 QoS 0 frame it came in, while still exact
+        self.received = received  # the v3 QoS 0 frame it came in, while still exact
 
     @property
     def ref(self) -> bytes:

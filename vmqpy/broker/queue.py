@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import gevent
 from gevent.hub import get_hub
+from greenlet import getcurrent, greenlet
 
 from vmqpy.broker.message import Msg
 
@@ -448,17 +449,26 @@ class Dispatcher:
     (`flush`): one write per subscriber per batch, from the publisher's
     greenlet, no wake-up of another. What is marked outside of a batch (wills,
     retained messages, timers, other workers) is flushed by a greenlet started
-    from the next turn of the loop.
+    from the next turn of the loop. `owner` is the greenlet running a batch
+    whose own flush follows (a session's batch of one packet, or any batch
+    handled in the hub, which cannot switch away): its marks schedule nothing.
     """
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self.dirty: list[Queue] = []
+        self.owner: greenlet | None = None
         self._scheduled = False
         self._retry: gevent.Greenlet | None = None
 
     def mark(self, queue: Queue) -> None:
         self.dirty.append(queue)
+        if not self._scheduled and self.owner is not getcurrent():
+            self._scheduled = True
+            get_hub().loop.run_callback(self._later)
+
+    def schedule(self) -> None:
+        """Flush from the next turn of the loop."""
         if not self._scheduled:
             self._scheduled = True
             get_hub().loop.run_callback(self._later)
@@ -473,7 +483,8 @@ class Dispatcher:
             dirty, self.dirty = self.dirty, []
             for queue in dirty:
                 queue._dirty = False
-                queue.deliver()
+                if queue.pending or queue.backlog:  # else nothing to deliver (most wakes by an ack)
+                    queue.deliver()
 
     def start(self) -> None:
         self._retry = gevent.spawn(self._resend)

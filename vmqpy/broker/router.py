@@ -61,7 +61,8 @@ class Router:
 
     def __init__(self) -> None:
         self._root = _Node()
-        self._cache: dict[tuple[str, str], tuple[list[Delivery], list]] = {}
+        # (mountpoint, topic) -> match(); cleared in place, never replaced: Node.publish reads it directly.
+        self.cache: dict[tuple[str, str], tuple[list[Delivery], list]] = {}
         self.count = 0
 
     # -- changes ------------------------------------------------------------
@@ -77,7 +78,7 @@ class Router:
         new = sid not in table
         table[sid] = sub
         self.count += new
-        self._cache.clear()
+        self.cache.clear()
         return new
 
     def remove(self, sid: SubscriberId, filt: str, group: str | None = None) -> bool:
@@ -101,7 +102,7 @@ class Router:
                 node.shared.pop(group, None)
         if found:
             self.count -= 1
-            self._cache.clear()
+            self.cache.clear()
             self._prune(path, [sid[0], *words], node)
         return found
 
@@ -117,7 +118,7 @@ class Router:
     def match(self, mountpoint: str, topic: str) -> tuple[list[Delivery], list]:
         """Deliveries for plain subscribers and [(group, members)] for shared groups."""
         key = (mountpoint, topic)
-        hit = self._cache.get(key)
+        hit = self.cache.get(key)
         if hit is not None:
             return hit
         root = self._root.children.get(mountpoint)
@@ -127,9 +128,9 @@ class Router:
             words = topic.split("/")
             self._walk(root, words, 0, folded, groups, topic.startswith("$"))
         result = ([Delivery(sid, f[0], f[1], f[2], tuple(f[3])) for sid, f in folded.items()], groups)
-        if len(self._cache) >= self.CACHE_MAX:
-            self._cache.clear()
-        self._cache[key] = result
+        if len(self.cache) >= self.CACHE_MAX:
+            self.cache.clear()
+        self.cache[key] = result
         return result
 
     def _walk(self, node: _Node, words: list[str], i: int, folded: dict, groups: list,

@@ -1,12 +1,14 @@
 """The connection: one MQTT connection from CONNECT to close.
 
 A plain TCP connection holds no greenlet while it is idle (DESIGN §3): a libev
-watcher on its socket starts a short-lived greenlet when bytes arrive. That
-greenlet reads up to 64 KiB per recv, decodes every complete frame, handles
-them in order, then ends the batch: message store flushed, the messages it
-routed written (one write per subscriber, see queue.Dispatcher) and its acks
-sent with one write. It ends when the socket has no more bytes, after a short
-read without another recv. TLS and WebSocket transports buffer bytes the
+watcher on its socket fires when bytes arrive. Its callback (`_wake`) reads up
+to 64 KiB, decodes every complete frame and, when nothing in the batch can
+block, handles it right there in the hub; otherwise a pooled reader greenlet
+does (`_step`, `_resume`). Either way the batch ends with the message store
+flushed, the messages it routed written (one write per subscriber, see
+queue.Dispatcher), what it forwarded to other workers written, and its acks
+sent with one write. One recv per turn of the loop: a publisher that always has
+more does not starve the others. TLS and WebSocket transports buffer bytes the
 watcher cannot see, so a greenlet keeps reading those for the connection's life.
 
 `send` never blocks its caller, whichever greenlet that is: it tries a
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import gevent
+from gevent import socket as gsocket
 from gevent.hub import get_hub
 from greenlet import getcurrent, greenlet
 
@@ -42,6 +45,7 @@ from vmqpy.mqtt.codec import (
     ack_frame,
     encode,
     publish_frame,
+    publish_v3,
 )
 from vmqpy.mqtt.topic import parse_shared, valid_filter
 
@@ -82,16 +86,18 @@ class Readers:
         get_hub().loop.run_callback(self.spawn, fn, *args)
 
     def _run(self, fn: Callable, args: tuple) -> None:
-        hub = get_hub()
+        hub_switch = get_hub().switch
+        me = getcurrent()
+        idle = self.idle
         while True:
             try:
                 fn(*args)
             except Exception:  # as gevent does for a greenlet's uncaught error: log, go on
                 log.exception("unhandled error in %r", fn)
-            if len(self.idle) >= READERS_IDLE_MAX:
+            if len(idle) >= READERS_IDLE_MAX:
                 return
-            self.idle.append(getcurrent())
-            fn, args = hub.switch()
+            idle.append(me)
+            fn, args = hub_switch()
 
 
 readers = Readers()
@@ -104,7 +110,7 @@ class Session:
                  "closed", "clean_disconnect", "inflight_count", "receive_max", "client_max_packet",
                  "in_quota", "aliases_in", "aliases_out", "throttle", "auth", "auth_method", "_qos1_in",
                  "_acks", "_suppress_will", "_reader", "_writable", "_timer", "_reading", "_out", "_done",
-                 "_window", "session_ended",
+                 "_window", "session_ended", "_raw",
                  "__dict__")
 
     def __init__(self, node: Node, sock: socket.socket, peer: tuple, listener) -> None:
@@ -140,6 +146,7 @@ class Session:
         self._suppress_will = False
         self.session_ended = False  # taken over by a Clean Start connection: the session is gone
         self._reader = None             # read watcher of a parked (plain TCP) connection; None: a greenlet reads
+        self._raw = None                # a parked connection's non-blocking socket.socket under the gevent one
         self._writable = None           # write watcher the writer greenlet of a parked connection waits on
         self._timer = None              # CONNECT timeout, then keep alive
         self._reading = False           # a greenlet is handling this connection's input
@@ -153,31 +160,165 @@ class Session:
         self.node.metrics.counters["socket_open"] += 1
         loop = get_hub().loop
         if self.listener.kind == "tcp":
-            self.sock.settimeout(0.0)  # recv and send raise instead of waiting
-            self._reader = loop.io(self.sock.fileno(), _READ)
+            sock = self.sock
+            sock.settimeout(0.0)  # recv and send raise instead of waiting
+            self._reader = loop.io(sock.fileno(), _READ)
+            if type(sock).recv is _GEVENT_RECV and type(sock).send is _GEVENT_SEND:
+                # With timeout 0 gevent's recv/send only call these: skip a Python frame each.
+                # (A subclass, like a handed-over socket with bytes read before, keeps its own.)
+                self._raw = sock._sock
         else:
             self.sock.settimeout(None)
         self._set_timer(CONNECT_TIMEOUT)
         self._step()
 
-    def _readable(self) -> None:
-        """Read watcher callback (in the hub): a pooled reader greenlet handles the input."""
-        self._reader.stop()
-        readers.spawn(self._step)
+    def _wake(self) -> None:
+        """The read watcher's callback (in the hub): input for a parked connection.
+
+        The batch is handled right here, with no greenlet switch, when nothing it runs can block:
+        every hook comes from a plugin that never blocks (`Hooks.may_block`), no max_message_rate
+        pause, one worker process, and only publishes (not retained), acks and pings in it.
+        Anything else (CONNECT time, SUBSCRIBE, DISCONNECT, EOF's cleanup, webhooks...) goes on
+        in a pooled reader greenlet, as `_step` or `_resume`.
+        """
+        node = self.node
+        raw = self._raw
+        if (node.hooks.may_block or raw is None or not self.connected or self.throttle is not None
+                or node.workers is not None):
+            readers.spawn(_STEP, self)
+            return
+        handover = None
+        self._reading = True  # close() leaves the cleanup to us
+        try:
+            try:
+                data = raw.recv(RECV_SIZE)
+            except BlockingIOError:
+                data = None  # woken for nothing
+            if data:
+                timer = self._timer
+                if timer is not None:  # none: keep alive 0
+                    timer.again(self._timed_out, update=False)
+                packets = self.decoder.feed(data)
+                for p in packets:
+                    if p.type not in _IN_HUB or (p.type == _PUBLISH_TYPE and p.retain):
+                        handover = packets
+                        break
+                else:
+                    # _batch for the hub: nothing here can switch greenlets, so the batch owns the
+                    # dispatcher throughout and its marks schedule no loop callback.
+                    dispatcher = node.dispatcher
+                    dispatcher.owner = getcurrent()
+                    try:
+                        publishes = 0
+                        for p in packets:
+                            if self.closed:
+                                break
+                            if p.type == _PUBLISH_TYPE:
+                                publishes += 1
+                                self._on_publish(p)
+                            else:
+                                _HANDLERS[p.type](self, p)
+                        if publishes:
+                            node.metrics.counters["mqtt_publish_received"] += publishes
+                        self._end_batch()
+                    finally:
+                        dispatcher.owner = None
+                        if dispatcher.dirty:  # marked after the flush (or the batch failed): next turn
+                            dispatcher.schedule()
+            elif data is not None:
+                self.close()  # EOF
+        except (Exception, gevent.Timeout) as e:
+            self._fail(e)
+        self._reading = False
+        if handover is not None:
+            self._reader.stop()  # until the reader greenlet parks the connection again
+            readers.spawn(_RESUME, self, handover)
+        elif self.closed:
+            readers.spawn(_CLEANUP, self)
+        # else: the watcher stays started, one recv per turn of the loop as in _step
 
     def _step(self) -> None:
-        """Read and handle input until the socket has no more; then park or, once closed, clean up."""
+        """Read and handle input in a greenlet until the socket has no more; then park or, once
+        closed, clean up. A parked connection comes here from `_wake` when its batch may block:
+        the watcher stops until the connection parks again. Each recv is a batch (`_batch`).
+        """
+        reader = self._reader
+        if reader is not None:
+            reader.stop()
         self._reading = True
+        raw = self._raw
+        recv = raw.recv if raw is not None else self.sock.recv
         try:
-            self._read()
+            while not self.closed:
+                try:
+                    data = recv(RECV_SIZE)
+                except BlockingIOError:
+                    break
+                if not data:
+                    self.close()
+                    break
+                timer = self._timer
+                if timer is not None:  # none: keep alive 0
+                    timer.again(self._timed_out, update=False)
+                self._batch(self.decoder.feed(data))
+                if reader is not None:
+                    # One recv per turn of the loop: the watcher fires again if there is more, and a
+                    # publisher that always has more does not starve the other connections meanwhile.
+                    break
         except (Exception, gevent.Timeout) as e:
             self._fail(e)
         finally:
             self._reading = False
+        self._park()
+
+    def _resume(self, packets: list) -> None:
+        """In a reader greenlet: a batch that `_wake` decoded but could not handle in the hub."""
+        self._reading = True
+        try:
+            self._batch(packets)
+        except (Exception, gevent.Timeout) as e:
+            self._fail(e)
+        finally:
+            self._reading = False
+        self._park()
+
+    def _park(self) -> None:
         if self._reader is None or self.closed:
             self._cleanup()
         else:
-            self._reader.start(self._readable)
+            self._reader.start(_WAKE, self)
+
+    def _batch(self, packets: list) -> None:
+        """Handle the packets of one recv, then end the batch."""
+        # A batch of one packet (every wake-up at low rates) owns the dispatcher while it runs:
+        # the queues it marks are flushed by its own _end_batch right after, so marking them
+        # schedules no loop callback. A longer batch may block in a hook between packets; the
+        # callback flushes what it marked meanwhile, as for marks from anywhere else.
+        dispatcher = self.node.dispatcher
+        owner = None
+        if len(packets) == 1:
+            dispatcher.owner = owner = getcurrent()
+        try:
+            publishes = 0
+            for p in packets:
+                if self.closed:
+                    break
+                if p.type == _PUBLISH_TYPE and self.connected:
+                    publishes += 1
+                    self._on_publish(p)
+                    if self.throttle is not None:
+                        self._throttle()
+                else:
+                    (_HANDLERS if self.connected else _PRE_CONNECT)[p.type](self, p)
+            if publishes:
+                self.node.metrics.counters["mqtt_publish_received"] += publishes
+            self._end_batch()
+        finally:
+            if owner is not None:
+                if dispatcher.owner is owner:
+                    dispatcher.owner = None
+                if dispatcher.dirty:  # marked after the flush (or the batch failed): next loop turn
+                    dispatcher.schedule()
 
     def _fail(self, e: BaseException) -> None:
         """An error while handling input ends the connection, answered as the spec says."""
@@ -193,42 +334,6 @@ class Session:
         else:  # a bug must not reach the hub: this connection ends, the node goes on
             log.error("client %r from %s:%s: internal error", self.client_id, *self.peer, exc_info=e)
         self.close()
-
-    def _read(self) -> None:
-        sock = self.sock
-        parked = self._reader is not None
-        while not self.closed:
-            try:
-                data = sock.recv(RECV_SIZE)
-            except BlockingIOError:
-                return
-            if not data:
-                self.close()
-                return
-            if self._timer is not None:  # none: keep alive 0
-                self._timer.again(self._timed_out, update=False)
-            self._handle(data)
-            if parked:
-                # One recv per turn of the loop: the watcher fires again if there is more, and a
-                # publisher that always has more does not starve the other connections meanwhile.
-                return
-
-    def _handle(self, data: bytes) -> None:
-        packets = self.decoder.feed(data)
-        publishes = 0
-        for p in packets:
-            if self.closed:
-                break
-            if p.type == P.PUBLISH and self.connected:
-                publishes += 1
-                self._on_publish(p)
-                if self.throttle is not None:
-                    self._throttle()
-            else:
-                (_HANDLERS if self.connected else _PRE_CONNECT)[p.type](self, p)
-        if publishes:
-            self.node.metrics.counters["mqtt_publish_received"] += publishes
-        self._end_batch()
 
     def _throttle(self) -> None:
         """Over max_message_rate: stop reading until the rate window ends (TCP pushes back)."""
@@ -291,8 +396,9 @@ class Session:
             out.append(data)
             return
         if self._reader is not None:
+            raw = self._raw
             try:
-                sent = self.sock.send(data)
+                sent = raw.send(data) if raw is not None else self.sock.send(data)
             except BlockingIOError:
                 sent = 0
             except OSError:
@@ -354,8 +460,11 @@ class Session:
         """The PUBLISH frame for one delivery; None if the client cannot take its size."""
         msg = out.msg
         v5 = self.proto_level == 5
-        if self.node.hooks.active("on_deliver_m5" if v5 else "on_deliver"):
+        if ("on_deliver_m5" if v5 else "on_deliver") in self.node.hooks.names:
             msg = self.node.on_deliver(self, out)
+        elif not v5 and out.qos and msg.frames is None:
+            # v3, QoS 1/2 to a single subscriber: encoded with its packet id, no copy to patch.
+            return publish_v3(msg.topic.encode(), msg.payload, out.qos, out.retain, dup, out.pid)
         alias = 0
         known = False
         if v5 and (out.sub_ids or msg.expiry is not None or self.aliases_out is not None):
@@ -510,33 +619,34 @@ class Session:
     def _on_publish(self, p: P.Publish) -> None:
         qos = p.qos
         pid = p.packet_id
-        if qos == 2 and pid in self.queue.awaiting_rel:
-            self._acks.append(ack_frame(_PUBREC, pid))  # resend: route once only
-            return
-        if qos and self.in_quota:
-            self._check_receive_max(qos)
-        if qos and self.proto_level == 5 and self.node.overload.active:
-            # Refuse what the node may not keep, rather than accept and shed it.
-            self.node.metrics.counters["overload_publish_refused"] += 1
-            self._refuse_publish(qos, pid, R.QUOTA_EXCEEDED)
-            return
+        if qos:
+            if qos == 2 and pid in self.queue.awaiting_rel:
+                self._acks.append(ack_frame(_PUBREC, pid))  # resend: route once only
+                return
+            if self.in_quota:
+                self._check_receive_max(qos)
+            if self.proto_level == 5 and self.node.overload.active:
+                # Refuse what the node may not keep, rather than accept and shed it.
+                self.node.metrics.counters["overload_publish_refused"] += 1
+                self._refuse_publish(qos, pid, R.QUOTA_EXCEEDED)
+                return
         props = p.properties
         topic = p.topic
         if props is not None and self.aliases_in is not None:
             topic, props = self.aliases_in.resolve(topic, props)
-        msg = Msg(topic, p.payload, qos, p.retain, props, self.mountpoint, None, self.sid)
-        msg.received = p.frame
+        msg = Msg(topic, p.payload, qos, p.retain, props, self.mountpoint, None, self.sid, None, p.frame)
         if props and "message_expiry_interval" in props:
             msg.expiry = time.time() + props["message_expiry_interval"]
-        allowed = self.node.authorize_publish(self, msg)
+        node = self.node
+        allowed = node.authorize_publish(self, msg)
         if allowed:
-            self.node.publish(msg)
+            node.publish(msg)
         if not qos:
             return
         if allowed or self.proto_level != 5:
             if qos == 2 and allowed:
                 self.queue.awaiting_rel.add(pid)
-            self._acks.append(ack_frame(_PUBACK if qos == 1 else _PUBREC, pid))
+            self._acks.append(bytes((_PUBACK if qos == 1 else _PUBREC, 2, pid >> 8, pid & 0xFF)))  # ack_frame
         else:
             self._refuse_publish(qos, pid, R.NOT_AUTHORIZED)
 
@@ -657,6 +767,15 @@ class Session:
 
 
 _PINGRESP = encode(P.Pingresp(), 4)
+_PUBLISH_TYPE = P.PUBLISH
+_WAKE = Session._wake  # a parked connection's read watcher callback: _WAKE(session)
+_STEP = Session._step  # the reader greenlets' jobs: readers.spawn(_STEP, session), ...
+_RESUME = Session._resume
+_CLEANUP = Session._cleanup
+# What a parked connection's batch may hold to be handled in the hub (PUBLISH: not retained).
+_IN_HUB = frozenset((P.PUBLISH, P.PUBACK, P.PUBREC, P.PUBREL, P.PUBCOMP, P.PINGREQ))
+_GEVENT_RECV = gsocket.socket.recv
+_GEVENT_SEND = gsocket.socket.send
 
 _HANDLERS = {
     P.CONNECT: Session._on_unexpected,

@@ -9,6 +9,8 @@ Error, so the session only sees well-formed packets.
 
 from __future__ import annotations
 
+import dataclasses
+import struct
 from collections.abc import Callable
 
 from vmqpy.mqtt import reasons
@@ -252,8 +254,9 @@ _FROM_SERVER = frozenset({CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUB
                           PINGRESP, DISCONNECT, AUTH})
 
 
-# PUBLISH byte 0 -> QoS, or -1 where the flags make it malformed (QoS 3, DUP on QoS 0).
-_PUBLISH_QOS = [-1 if (b >> 1) & 3 == 3 or (b & 0x0E) == 0x08 else (b >> 1) & 3 for b in range(256)]
+# PUBLISH byte 0 -> (QoS, retain, DUP); QoS -1 where the flags make it malformed (QoS 3, DUP on QoS 0).
+_PUBLISH_FLAGS = [(-1 if (b >> 1) & 3 == 3 or (b & 0x0E) == 0x08 else (b >> 1) & 3, b & 1 == 1, b & 8 == 8)
+                  for b in range(256)]
 
 
 class Decoder:
@@ -291,26 +294,33 @@ class Decoder:
                 return []
             buf = b"".join(self._rest)
             self._rest = []
+        elif len(data) == 4 and data[1] == 2 and self._ready and data[0] in _SHORT_ACKS and (data[2] or data[3]):
+            # Exactly one success ack (PUBACK...): what a subscriber sends for every QoS 1/2 message.
+            return [_SHORT_ACKS[data[0]](data[2] << 8 | data[3])]
         else:
             buf = data
+        # (Module globals are read directly: 3.11 caches them, and a batch is often one packet.)
         out: list[Packet] = []
-        append = out.append
         n = len(buf)
-        i = 0
+        i = need = 0
         limit = self.max_packet_size
-        ver = self.version if self._ready else None  # None routes everything via the slow path
-        topics = _TOPICS
-        publish = Publish
-        qos_of = _PUBLISH_QOS
-        short_acks = _SHORT_ACKS
+        if self._ready:
+            ver = self.version
+        else:
+            ver = None  # None routes everything via the slow path
+            if n and buf[0] >> 4 != CONNECT:
+                # Refuse a non-MQTT peer (e.g. an HTTP request) at its first byte,
+                # instead of waiting for a body whose length is garbage.
+                first = buf[0] >> 4
+                raise ProtocolError(f"first packet is {NAMES[first] if first else 'reserved type 0'}, not CONNECT")
         v5 = ver == MQTT5
-        need = 0
-        if not self._ready and n and buf[0] >> 4 != CONNECT:
-            # Refuse a non-MQTT peer (e.g. an HTTP request) at its first byte,
-            # instead of waiting for a body whose length is garbage.
-            first = buf[0] >> 4
-            raise ProtocolError(f"first packet is {NAMES[first] if first else 'reserved type 0'}, not CONNECT")
+        scan = _scan if ver is not None else None
         while n - i >= 2:
+            if scan is not None:
+                # The compiled twin takes the usual packets; this loop decodes the others.
+                i = scan(buf, i, v5, limit, out)
+                if n - i < 2:
+                    break
             b0 = buf[i]
             p = i + 2
             rl = buf[i + 1]
@@ -330,10 +340,10 @@ class Decoder:
                 if q > end:
                     raise _truncated("PUBLISH topic")
                 raw = buf[p + 2:q]
-                topic = topics.get(raw)
+                topic = _TOPICS.get(raw)
                 if topic is None:
                     topic = _publish_topic(raw)
-                qos = qos_of[b0]
+                qos, retain, dup = _PUBLISH_FLAGS[b0]
                 if qos:
                     if qos < 0:
                         what = "QoS 3" if b0 & 6 == 6 else "DUP set on QoS 0"
@@ -356,18 +366,19 @@ class Decoder:
                         q += 1
                 if not topic and (props is None or "topic_alias" not in props):
                     raise ProtocolError("PUBLISH with an empty topic and no topic alias")
-                append(publish(topic, buf[q:end], qos, b0 & 1 == 1, b0 & 8 == 8, pid, props,
-                               buf[i:end] if b0 == 0x30 and not v5 else None))
-            elif rl == 2 and b0 in short_acks and ver is not None:
+                out.append(Publish(topic, buf[q:end], qos, retain, dup, pid, props,
+                                   buf[i:end] if b0 == 0x30 and not v5 else None))
+            elif rl == 2 and b0 in _SHORT_ACKS and ver is not None:
                 # A success ack without reason code: the other half of QoS 1/2 traffic.
                 pid = (buf[p] << 8) | buf[p + 1]
                 if not pid:
                     raise ProtocolError(f"{NAMES[b0 >> 4]} with packet identifier 0")
-                append(short_acks[b0](pid))
+                out.append(_SHORT_ACKS[b0](pid))
             else:
-                append(self._decode_other(b0, buf, p, end))
+                out.append(self._decode_other(b0, buf, p, end))
                 ver = self.version if self._ready else None
                 v5 = ver == MQTT5
+                scan = _scan if ver is not None else None
             i = end
         if i < n:
             self._rest = [buf[i:] if i else buf]
@@ -454,6 +465,28 @@ def _d_connack(dec: Decoder, b0: int, buf: bytes, p: int, end: int) -> Connack:
 _ACKS = {PUBACK: Puback, PUBREC: Pubrec, PUBREL: Pubrel, PUBCOMP: Pubcomp}
 # Byte 0 of each ack (with its required flags) -> class, for the decoder's inline path.
 _SHORT_ACKS = {(t << 4) | _FLAGS.get(t, 0): cls for t, cls in _ACKS.items()}
+
+
+
+def _compiled_scan() -> Callable | None:
+    """The compiled twin of feed's loop for PUBLISH and short acks (_speedups.c), if it was built
+    and the packet classes still have the fields it fills; None: the Python loop does everything
+    (also what the tests set to check both)."""
+    try:
+        from vmqpy.mqtt import _speedups
+    except ImportError:
+        return None
+    publish_fields = ("topic", "payload", "qos", "retain", "dup", "packet_id", "properties", "frame")
+    ack_fields = ("packet_id", "reason_code", "properties")
+    if tuple(f.name for f in dataclasses.fields(Publish)) != publish_fields or any(
+            tuple(f.name for f in dataclasses.fields(cls)) != ack_fields for cls in _SHORT_ACKS.values()):
+        return None
+    _speedups.setup(_TOPICS, Publish, _SHORT_ACKS, tuple(Publish.__dict__[f] for f in publish_fields),
+                    {b0: tuple(cls.__dict__[f] for f in ack_fields) for b0, cls in _SHORT_ACKS.items()})
+    return _speedups.scan
+
+
+_scan = _compiled_scan()
 
 
 def _d_ack(dec: Decoder, b0: int, buf: bytes, p: int, end: int) -> Puback | Pubrec | Pubrel | Pubcomp:
@@ -635,6 +668,20 @@ def publish_frame(topic: bytes, payload: bytes, qos: int, retain: bool, properti
     and the DUP bit (0x08 of byte 0).
     """
     return _publish(topic, payload, qos, retain, False, 0, properties, version)
+
+
+_B0_RL_U16 = struct.Struct("!BBH")
+_U16 = struct.Struct("!H")
+
+
+def publish_v3(topic: bytes, payload: bytes, qos: int, retain: bool, dup: bool, pid: int) -> bytes:
+    """A complete MQTT 3.1/3.1.1 PUBLISH frame with QoS > 0: `_publish` without properties or a template."""
+    tl = len(topic)
+    rl = 4 + tl + len(payload)
+    b0 = 0x30 | dup << 3 | qos << 1 | retain
+    if rl < 128:
+        return b"".join((_B0_RL_U16.pack(b0, rl, tl), topic, _U16.pack(pid), payload))
+    return b"".join((_SINGLE[b0], _varint_bytes(rl), _U16.pack(tl), topic, _U16.pack(pid), payload))
 
 
 def _props(pk: Packet, version: int, ptype: int) -> bytes:

@@ -8,8 +8,8 @@ A hook function returns one of:
 A hook that raises is logged and counts as "next": it never crashes a session
 and never grants access. Any other answer stops the chain as an error, as
 VerneMQ's vmq_plugin does, so a buggy plugin refuses rather than grants.
-Callers on the hot path test `hooks.active(name)` (a set lookup) before
-building arguments, so an unimplemented hook costs nothing.
+Callers on the hot path test `hooks.active(name)` or `name in hooks.names` (a
+set lookup) before building arguments, so an unimplemented hook costs nothing.
 """
 
 from __future__ import annotations
@@ -54,15 +54,27 @@ class Hooks:
 
     def __init__(self) -> None:
         self._chains: dict[str, list[tuple[str, Callable[..., Any]]]] = {}
-        self._active: set[str] = set()
+        # Owners whose hooks may block (wait on I/O: webhooks...); see may_block.
+        self._blocking: set[str] = set()
+        # True while any registered hook may block. When False the broker runs the publish path
+        # (auth_on_publish, on_deliver, ...) of a parked connection in the hub, without a greenlet.
+        self.may_block = False
+        # Names with at least one hook: the hot path tests `name in hooks.names` (no call). The set is
+        # changed in place, never replaced, so holding it is safe.
+        self.names: set[str] = set()
 
-    def register(self, owner: str, name: str, fn: Callable[..., Any]) -> None:
+    def register(self, owner: str, name: str, fn: Callable[..., Any], never_blocks: bool = False) -> None:
+        """Add fn to the chain of hook `name`; `never_blocks`: fn never waits (no I/O, no sleep,
+        no gevent switch), so the broker may call it from the hub (built-in file plugins)."""
         if name not in KNOWN_HOOKS:
             raise ValueError(f"unknown hook {name!r}")
+        if not never_blocks:
+            self._blocking.add(owner)
+            self.may_block = True
         # Copy on write: a chain being run by a greenlet that yields inside a
         # hook keeps iterating the list it started with.
         self._chains[name] = [*self._chains.get(name, ()), (owner, fn)]
-        self._active.add(name)
+        self.names.add(name)
 
     def unregister(self, owner: str) -> None:
         """Remove every hook function that `owner` registered."""
@@ -72,10 +84,12 @@ class Hooks:
                 self._chains[name] = chain
             else:
                 del self._chains[name]
-                self._active.discard(name)
+                self.names.discard(name)
+        self._blocking.discard(owner)
+        self.may_block = bool(self._blocking)
 
     def active(self, name: str) -> bool:
-        return name in self._active
+        return name in self.names
 
     def owners(self, name: str) -> list[str]:
         return [owner for owner, _ in self._chains.get(name, ())]

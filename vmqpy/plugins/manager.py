@@ -2,7 +2,10 @@
 
 A plugin is a Python module with `start(settings, ctx) -> instance` and,
 optionally, `instance.stop()`. Every method of the instance named after a hook
-(`hooks.KNOWN_HOOKS`) is registered, chains ordered by plugin start order.
+(`hooks.KNOWN_HOOKS`) is registered, chains ordered by plugin start order. An
+instance whose `hooks_never_block` is True promises that its hooks never wait
+(no I/O, no sleep): while every plugin keeps that promise, the broker handles
+publishes and acks in the hub, without a greenlet switch.
 Built-ins live in `vmqpy.plugins`; `plugins.NAME.path = DIR` loads NAME.py or
 the NAME/ package from DIR without touching sys.path.
 """
@@ -114,8 +117,9 @@ class PluginManager:
                 _forget(name)
             raise PluginError(f"plugin {name} failed to start: {e}") from e
         hooks = sorted(h for h in KNOWN_HOOKS if callable(getattr(instance, h, None)))
+        never_blocks = getattr(instance, "hooks_never_block", False) is True
         for hook in hooks:
-            self._hooks.register(name, hook, getattr(instance, hook))
+            self._hooks.register(name, hook, getattr(instance, hook), never_blocks)
         self._running[name] = _Plugin(name, path, instance, hooks)
         log.info("plugin %s started (%s), hooks: %s", name, path or "built-in", ", ".join(hooks) or "none")
 

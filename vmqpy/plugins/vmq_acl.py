@@ -135,6 +135,8 @@ class AclPlugin:
     (username, subscriber id, topic) until the file is reloaded.
     """
 
+    hooks_never_block = True  # dictionary lookups only; the file reloads in a greenlet of its own
+
     def __init__(self, path: str, interval: float) -> None:
         self._acl = Acl()
         self._published: dict[tuple, str] = {}

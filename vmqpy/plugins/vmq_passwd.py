@@ -18,6 +18,8 @@ DEFAULT_INTERVAL = 10  # seconds, VerneMQ's default
 
 
 class PasswdPlugin:
+    hooks_never_block = True  # a table lookup and a hash check, CPU only; the file reloads in its own greenlet
+
     def __init__(self, path: str, interval: float) -> None:
         self._table: dict[str, passwd_file.PasswordHash] = {}
         self.reloader = FileReloader("vmq_passwd", path, interval, passwd_file.load, self._set_table)
