@@ -204,27 +204,7 @@ class Session:
                         handover = packets
                         break
                 else:
-                    # _batch for the hub: nothing here can switch greenlets, so the batch owns the
-                    # dispatcher throughout and its marks schedule no loop callback.
-                    dispatcher = node.dispatcher
-                    dispatcher.owner = getcurrent()
-                    try:
-                        publishes = 0
-                        for p in packets:
-                            if self.closed:
-                                break
-                            if p.type == _PUBLISH_TYPE:
-                                publishes += 1
-                                self._on_publish(p)
-                            else:
-                                _HANDLERS[p.type](self, p)
-                        if publishes:
-                            node.metrics.counters["mqtt_publish_received"] += publishes
-                        self._end_batch()
-                    finally:
-                        dispatcher.owner = None
-                        if dispatcher.dirty:  # marked after the flush (or the batch failed): next turn
-                            dispatcher.schedule()
+                    self._batch(packets, True)  # in the hub nothing can switch away: it owns the dispatcher
             elif data is not None:
                 self.close()  # EOF
         except (Exception, gevent.Timeout) as e:
@@ -260,7 +240,8 @@ class Session:
                 timer = self._timer
                 if timer is not None:  # none: keep alive 0
                     timer.again(self._timed_out, update=False)
-                self._batch(self.decoder.feed(data))
+                packets = self.decoder.feed(data)
+                self._batch(packets, len(packets) == 1)
                 if reader is not None:
                     # One recv per turn of the loop: the watcher fires again if there is more, and a
                     # publisher that always has more does not starve the other connections meanwhile.
@@ -275,7 +256,7 @@ class Session:
         """In a reader greenlet: a batch that `_wake` decoded but could not handle in the hub."""
         self._reading = True
         try:
-            self._batch(packets)
+            self._batch(packets, len(packets) == 1)
         except (Exception, gevent.Timeout) as e:
             self._fail(e)
         finally:
@@ -288,15 +269,15 @@ class Session:
         else:
             self._reader.start(_WAKE, self)
 
-    def _batch(self, packets: list) -> None:
-        """Handle the packets of one recv, then end the batch."""
-        # A batch of one packet (every wake-up at low rates) owns the dispatcher while it runs:
-        # the queues it marks are flushed by its own _end_batch right after, so marking them
-        # schedules no loop callback. A longer batch may block in a hook between packets; the
-        # callback flushes what it marked meanwhile, as for marks from anywhere else.
+    def _batch(self, packets: list, owns: bool) -> None:
+        """Handle the packets of one recv, then end the batch.
+
+        `owns`: the batch cannot switch away before its own _end_batch (one packet, or in the hub),
+        so it owns the dispatcher and the queues it marks schedule no loop callback. Otherwise a
+        hook may block between packets and the callback flushes what was marked meanwhile."""
         dispatcher = self.node.dispatcher
         owner = None
-        if len(packets) == 1:
+        if owns:
             dispatcher.owner = owner = getcurrent()
         try:
             publishes = 0

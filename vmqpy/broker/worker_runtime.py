@@ -336,7 +336,7 @@ class WorkerRuntime:
         are to every matching subscriber when nothing waits ahead of them (the fan-in fast path:
         no per-message work here); otherwise routed one message at a time, as a T_PUB would be."""
         node = self.node
-        deliveries, groups = node.router.match(mountpoint, topic)
+        deliveries, _ = node.router.match(mountpoint, topic)  # groups: a run carries none chosen for us
         queues = []
         if not node.hooks.active("on_deliver"):
             upgrade = node.config["upgrade_outgoing_qos"]
@@ -353,9 +353,7 @@ class WorkerRuntime:
             return
         publish = node.publish
         for p in Decoder(4, server=False).feed(data):
-            msg = Msg(topic, p.payload, 0, False, None, mountpoint, None, sender)
-            msg.received = p.frame
-            publish(msg, NO_GROUPS)
+            publish(Msg(topic, p.payload, 0, False, None, mountpoint, None, sender, None, p.frame), NO_GROUPS)
 
     def _batch_done(self) -> None:
         store = self.node.msg_store
