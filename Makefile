@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all run test lint unit test-deps bench clean
+.PHONY: all run test lint unit test-deps bench bench-peers clean
 
 include rel/Makefile.inc
 
@@ -33,6 +33,10 @@ test: $(STAMP) test-deps lint
 
 bench: $(STAMP)
 	bench/build.sh
+
+# Peer brokers for bench/compare --brokers (aedes, from the npm registry); needs node and npm.
+bench-peers:
+	npm install --prefix bench/peers --no-package-lock --no-audit --no-fund
 
 clean:
 	rm -rf $(VENV) _build build dist *.egg-info

@@ -3,7 +3,8 @@
 mosquitto gets a temp config; vmqpy gets a vernemq.conf written from the keys
 in vmqpy/config_schema.py. Both keep their per-client defaults (20 in-flight
 messages to a subscriber) but get the same large online queue so that a
-max-rate run measures speed, not a queue limit.
+max-rate run measures speed, not a queue limit. aedes (optional, installed by
+`make bench-peers`) runs with its defaults.
 """
 
 from __future__ import annotations
@@ -161,6 +162,17 @@ def vmqpy_config(port: int, tmpdir: str, workers: int = 1) -> str:
     ])
 
 
+PEERS = Path(__file__).resolve().parent / "peers"
+
+
+def start_aedes(core: str | None = "0") -> Broker:
+    """aedes (Node.js), as installed under bench/peers by `make bench-peers`."""
+    if not (PEERS / "node_modules" / "aedes").is_dir():
+        raise RuntimeError("aedes is not installed: run `make bench-peers` (needs node and npm)")
+    tmpdir, port = tempfile.mkdtemp(prefix="bench-aedes-"), free_port()
+    return _spawn("aedes", ["node", str(PEERS / "aedes_server.mjs"), str(port)], tmpdir, port, core, 30)
+
+
 def start_vmqpy(core: str | None = "0", cmd: list[str] | None = None, workers: int = 1) -> Broker:
     tmpdir, port = tempfile.mkdtemp(prefix="bench-vmqpy-"), free_port()
     conf = Path(tmpdir) / "vernemq.conf"
@@ -183,4 +195,4 @@ def _wait_ping(broker: Broker, cmd: list[str], timeout: float) -> None:
     raise RuntimeError(f"{broker.name}: not every worker ready within {timeout}s:\n{tail}")
 
 
-STARTERS = {"mosquitto": start_mosquitto, "vmqpy": start_vmqpy}
+STARTERS = {"mosquitto": start_mosquitto, "vmqpy": start_vmqpy, "aedes": start_aedes}

@@ -64,6 +64,7 @@ struct run {
      * window counts, including write-offs); the same without write-offs */
     uint64_t *fanout, *progress, *seen;
     struct hist lat;
+    struct hist lag; /* rate mode: how late the generator sent, after the intended time */
     struct counters n;
     uint64_t t_connect0, t_ready, t_start, t_stop, t_last_rx, t_end;
     double cpu_run_s;

@@ -411,6 +411,7 @@ static int publish_step(struct conn *c, uint64_t *wake)
                     *wake = c->next_due;
                 break;
             }
+            hist_add(&R.lag, now - c->next_due);
             emit(c, c->next_due); /* the intended time: no coordinated omission */
             c->next_due += interval;
         } else {
