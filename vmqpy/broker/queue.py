@@ -255,25 +255,28 @@ class Queue:
             self._busy = 0
 
     def _deliver(self) -> None:
-        if any(s.writing for s in self.sessions):
-            return  # its writer greenlet wakes the queue once the socket took the backlog
+        sessions = self.sessions
+        for s in sessions:
+            if s.writing:
+                return  # its writer greenlet wakes the queue once the socket took the backlog
         if self.backlog and len(self.pending) < REFILL_BATCH // 2:
             self._refill()
-        if not self.pending:
-            return
-        now = time.time()
         pending = self.pending
-        take = pending.pop if self.opts.queue_type == "lifo" else pending.popleft
-        peek = -1 if self.opts.queue_type == "lifo" else 0
-        sessions = self.sessions
-        fanout = self.opts.deliver_mode == "fanout" or len(sessions) == 1
+        if not pending:
+            return
+        now = 0.0  # read at the first message that has an expiry
+        lifo = self.opts.queue_type == "lifo"
+        take = pending.pop if lifo else pending.popleft
+        peek = -1 if lifo else 0
+        fanout = len(sessions) == 1 or self.opts.deliver_mode == "fanout"
         by_session: dict[Session, list[bytes]] = {s: [] for s in sessions}
         room = {s: s.send_window() - s.inflight_count for s in sessions}
         full = {s for s, n in room.items() if n <= 0}  # sessions without in-flight room
         sent = expired = 0
         while pending:
             out = pending[peek]
-            if out.msg.expiry is not None and out.msg.expiry <= now:
+            expiry = out.msg.expiry
+            if expiry is not None and expiry <= (now or (now := time.time())):
                 take()
                 self._forget(out)
                 expired += 1

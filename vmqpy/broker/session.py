@@ -195,9 +195,6 @@ class Session:
             except BlockingIOError:
                 data = None  # woken for nothing
             if data:
-                timer = self._timer
-                if timer is not None:  # none: keep alive 0
-                    timer.again(self._timed_out, update=False)
                 packets = self.decoder.feed(data)
                 for p in packets:
                     if p.type not in _IN_HUB or (p.type == _PUBLISH_TYPE and p.retain):
@@ -205,6 +202,9 @@ class Session:
                         break
                 else:
                     self._batch(packets, True)  # in the hub nothing can switch away: it owns the dispatcher
+                timer = self._timer
+                if timer is not None and not self.closed:  # none: keep alive 0
+                    timer.again(self._timed_out, update=False)  # after the batch: deliveries first
             elif data is not None:
                 self.close()  # EOF
         except (Exception, gevent.Timeout) as e:
