@@ -139,7 +139,7 @@ def vmqpy_config(port: int, tmpdir: str, workers: int = 1) -> str:
     listener serving /metrics. Only the online queue is raised, as for mosquitto, and
     the MQTT listener's max_connections (10,000 by default, as in VerneMQ) is
     infinity, as mosquitto's, so `idle` can hold more than 10,000 connections.
-    `workers` > 1 adds `nr_of_workers` (docs/workers.md).
+    `nr_of_workers` is `workers` (the shipped default is one per core; docs/workers.md).
     """
     etc = Path(tmpdir) / "etc"
     etc.mkdir(exist_ok=True)
@@ -157,7 +157,7 @@ def vmqpy_config(port: int, tmpdir: str, workers: int = 1) -> str:
         f"platform_etc_dir = {etc}",
         f"platform_data_dir = {tmpdir}/data",
         f"platform_log_dir = {tmpdir}/log",
-        *([f"nr_of_workers = {workers}"] if workers > 1 else []),
+        f"nr_of_workers = {workers}",
         "",
     ])
 

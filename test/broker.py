@@ -52,6 +52,7 @@ class Broker:
             "nodename": "VerneMQ@127.0.0.1",
             "listener.tcp.default": f"127.0.0.1:{self.port}",
             "allow_anonymous": "on",
+            "nr_of_workers": "1",  # one process unless a test asks for workers (the default is one per core)
             "platform_data_dir": str(self.root / "data"),
             "platform_log_dir": str(self.root / "log"),
             "admin.socket": self.admin_socket,

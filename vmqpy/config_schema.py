@@ -47,17 +47,21 @@ class Int(Type):
     minimum: int | None = 0
     maximum: int | None = None
     infinity: bool = False  # accept the word 'infinity' (math.inf), as VerneMQ's max_connections does
+    cores: bool = False  # accept the word 'auto': the number of CPU cores this process may run on
 
     @property
     def describe(self) -> str:
         bounds = f"an integer >= {self.minimum}" if self.minimum is not None else "an integer"
         if self.maximum is not None:
             bounds += f" and <= {self.maximum}"
-        return bounds + (" or infinity" if self.infinity else "")
+        return bounds + (" or infinity" if self.infinity else "") + (" or auto (one per CPU core)"
+                                                                      if self.cores else "")
 
     def parse(self, text: str, base_dir: str) -> int | float:
         if self.infinity and text == "infinity":
             return math.inf
+        if self.cores and text == "auto":
+            return len(os.sched_getaffinity(0))
         try:
             value = int(text)
         except ValueError:
@@ -393,7 +397,8 @@ KEYS: tuple[Key, ...] = (
     Key("admin.socket", PATH, "$(platform_data_dir)/vmq.sock",
         "Local socket vmq-admin talks to the node on."),
     Key("pid_file", PATH, "$(platform_data_dir)/vernemq.pid", "File holding the pid of a started node."),
-    Key("nr_of_workers", Int(minimum=1), "1", "Number of worker processes serving MQTT connections."),
+    Key("nr_of_workers", Int(minimum=1, cores=True), "auto",
+        "Number of worker processes serving MQTT connections; 1 runs the node as one process."),
     *_listener_keys(),
     # sessions and queues
     Key("allow_anonymous", FLAG, "off", "Allow clients to connect without authentication (testing only).",

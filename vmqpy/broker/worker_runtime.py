@@ -65,14 +65,11 @@ class WorkerRuntime:
         self.remote = Router()                            # subscriber ids: (mountpoint, str(worker))
         self.remote_filters: dict[int, set[tuple[str, str]]] = {}
         self._targets: dict[tuple[str, str], tuple[tuple[int, ...], dict[str, list[int]]]] = {}
-        self._orphans: list[tuple] = []                   # retained records persisted here, owned elsewhere
-        self._orphans_due = set(range(count)) - {index}   # workers that have not had them yet
         node.retain.owns = self.owns_topic
         for sid, table in node.registry.subscriptions.items():
             for filt in table:
                 key = (sid[0], filt)
                 self.local[key] = self.local.get(key, 0) + 1
-        self._adopt_retained()
 
     # -- lifecycle ----------------------------------------------------------
     def start_links(self) -> None:
@@ -282,26 +279,11 @@ class WorkerRuntime:
     def owns_topic(self, mountpoint: str, topic: str) -> bool:
         return owner(mountpoint, topic, self.count) == self.index
 
-    def _adopt_retained(self) -> None:
-        """Retained messages persisted here but owned elsewhere (nr_of_workers changed): hand them
-        to their owners at the first sync and stop persisting them here."""
-        meta = self.node.metadata
-        for (mountpoint, topic), rec in list(meta.fold(RETAIN_PREFIX)):
-            if not self.owns_topic(mountpoint, topic):
-                self._orphans.append((iw.T_RETAIN, mountpoint, topic, rec["payload"], rec["qos"],
-                                      rec["properties"], rec["expiry"]))
-                meta.delete(RETAIN_PREFIX, (mountpoint, topic))
-
     def _sync_records(self, k: int) -> list:
         """What worker k learns when our stream to it (re)connects: our filters, our retained messages."""
         records: list = [(iw.T_SUBS, list(self.local))]
         records += [(iw.T_RETAIN, mp, topic, rec["payload"], rec["qos"], rec["properties"], rec["expiry"])
                     for (mp, topic), rec in self.node.metadata.fold(RETAIN_PREFIX)]
-        if k in self._orphans_due:
-            records += self._orphans
-            self._orphans_due.discard(k)
-            if not self._orphans_due:
-                self._orphans = []
         return records
 
     # -- receiving --------------------------------------------------------------

@@ -27,6 +27,7 @@ from gevent.event import Event
 
 from vmqpy.broker.listeners import MQTT_KINDS, ListenerError
 from vmqpy.broker.worker_limits import ConnectionTable
+from vmqpy.broker.worker_partitions import worker_path
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,7 @@ def worker_config(cfg, index: int):
     """`cfg` for worker `index`: its own data directories and admin socket."""
     overrides = {"admin.socket": f"{cfg['admin.socket']}.w{index}"}
     for key in ("metadata.dir", "message_store.dir"):
-        path = cfg[key]
-        overrides[key] = os.path.join(os.path.dirname(path), f"worker-{index}", os.path.basename(path))
+        overrides[key] = worker_path(cfg[key], index)
     cfg.override(overrides)
     return cfg
 

@@ -52,6 +52,7 @@ def cmd_console(path: str) -> int:
     from vmqpy import log
     from vmqpy.broker.listeners import ListenerError
     from vmqpy.broker.node import Node
+    from vmqpy.broker.worker_partitions import repartition
     from vmqpy.broker.workers import Supervisor
     from vmqpy.store.messages import StoreError
 
@@ -71,6 +72,7 @@ def cmd_console(path: str) -> int:
         f.write(f"{os.getpid()}\n")
     try:
         try:
+            repartition(cfg, cfg["nr_of_workers"])  # the count changed: sessions move to their owners
             node = Node(cfg) if cfg["nr_of_workers"] == 1 else Supervisor(cfg)  # docs/workers.md
             node.start()
         except (ListenerError, StoreError, RuntimeError) as e:

@@ -197,6 +197,10 @@ class MetadataStore:
         """The prefix's (key, value) pairs as of the call; callers may write meanwhile."""
         return iter(list(self._data.get(prefix, {}).items()))
 
+    def prefixes(self) -> list[str]:
+        """The prefixes that hold at least one record."""
+        return [prefix for prefix, table in self._data.items() if table]
+
     def subscribe(self, prefix: str, callback: Callback) -> None:
         """Call callback(key, old, new) after every local change under prefix (new None: deleted)."""
         self._subs.setdefault(prefix, []).append(callback)
