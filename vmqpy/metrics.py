@@ -64,6 +64,8 @@ COUNTERS: dict[str, str] = {
     "mqtt_protocol_error": "The number of MQTT protocol violations by clients.",
     "client_keepalive_expired":
         "The number of clients which failed to communicate within the keepalive time period.",
+    "client_unconfirmed_publish_disconnect":
+        "The number of publishers disconnected unacknowledged as a worker did not confirm storing their publishes.",
     "queue_setup": "The number of times a MQTT queue process has been started.",
     "queue_teardown": "The number of times a MQTT queue process has been terminated.",
     "queue_message_in": "The number of PUBLISH packets received by MQTT queue processes.",

@@ -207,6 +207,72 @@ def test_a_stopped_worker_holds_back_the_publishers_that_forward_to_it(make_brok
     sub.disconnect()
 
 
+def _stored_elsewhere(make_broker, cid: str):
+    """A node of 2 workers, an offline persistent subscriber on worker 1, a raw publisher on worker 0."""
+    b = make_broker({"nr_of_workers": "2"})
+    sub = connect(b, 1, f"{cid}-s", 2, clean=False)
+    sub.subscribe(f"{cid}/d", 1)
+    sub.disconnect()
+    pub = Raw(b.port)
+    assert pub.connect(workerkit.on(0, f"{cid}-p", 2), clean=False).reason_code == 0
+    return b, sub.c._client_id.decode(), pub
+
+
+def _socket_timeout(pub: Raw, seconds: float) -> bool:
+    try:
+        pub.recv(timeout=seconds)
+    except TimeoutError:
+        return True
+    return False
+
+
+def test_qos1_across_workers_is_acked_once_stored(make_broker, cid):
+    """The publisher's PUBACK waits until the subscriber's worker stored the message: with that
+    worker stopped there is none; after it resumes, the ack comes and the message survives
+    SIGKILL of that worker."""
+    b, sid, pub = _stored_elsewhere(make_broker, cid)
+    stopped = worker_pids(b)[1][0]
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        pub.send(P.Publish(f"{cid}/d", b"kept", qos=1, packet_id=7))
+        assert _socket_timeout(pub, 1.0), "acked while the subscriber's worker could not store it"
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+    ack = pub.recv()
+    assert isinstance(ack, P.Puback) and ack.packet_id == 7
+    os.kill(stopped, signal.SIGKILL)
+    wait_until(lambda: worker_pids(b)[1][0] != stopped and b.ping(), 30, "worker 1 back")
+    back = Paho(b.port, sid, clean=False)
+    back.connect()
+    assert [m.payload for m in back.expect(1)] == [b"kept"]
+    back.disconnect()
+    pub.close()
+
+
+def test_unconfirmed_publish_is_not_acked_and_arrives_when_resent(make_broker, cid):
+    """The subscriber's worker dies before storing: the publisher is disconnected without a
+    PUBACK, and the resend after reconnecting is delivered."""
+    b, sid, pub = _stored_elsewhere(make_broker, cid)
+    stopped = worker_pids(b)[1][0]
+    os.kill(stopped, signal.SIGSTOP)
+    publish = P.Publish(f"{cid}/d", b"again", qos=1, packet_id=9)
+    pub.send(publish)
+    os.kill(stopped, signal.SIGKILL)
+    assert pub.closed_by_broker()
+    assert not any(isinstance(p, P.Puback) for p in pub.inbox)
+    wait_until(lambda: worker_pids(b)[1][0] != stopped and b.ping(), 30, "worker 1 back")
+    again = Raw(b.port)
+    assert again.connect(workerkit.on(0, f"{cid}-p", 2), clean=False).session_present
+    publish.dup = True
+    again.send(publish)
+    assert isinstance(again.recv(), P.Puback)
+    back = Paho(b.port, sid, clean=False)
+    back.connect()
+    assert [m.payload for m in back.expect(1)] == [b"again"]
+    back.disconnect()
+    again.close()
+
+
 def test_metrics_are_summed_over_workers(node, cid):
     ok, out = node.admin("metrics", "show")
     assert ok

@@ -19,7 +19,10 @@ T_HANDOFF record.
 worker sent before it, and this worker has received everything the peers
 queued for it before answering (a ping out on our stream, its pong back on
 theirs): a SUBACK sent after a barrier means every publish routed afterwards
-sees the subscription, and retained messages set elsewhere are here.
+sees the subscription, and retained messages set elsewhere are here. A peer
+answers after the message store flush that ends the frames it read with the
+ping, so `confirm()` (a barrier to the peers we forwarded QoS 1/2 publishes
+to) means those publishes are stored there: the publisher's acks wait for it.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ LINK_BUFFER = 4 << 20  # SO_SNDBUF of a link (the kernel caps it at net.core.wme
 MAX_FDS = 64
 RUN_MAX = 256  # frames per T_FRAMES run: below max_online_messages, so a run is delivered whole
 DIAL_BACKOFF = (0.02, 0.5)
+CONFIRM_TIMEOUT = 30.0  # a peer this slow to store forwarded QoS 1/2 publishes counts as gone
 
 
 def pack(records: list) -> bytes:
@@ -302,7 +306,9 @@ class Links:
         self._server: socket.socket | None = None
         self._greenlets: list[gevent.Greenlet] = []
         self._seq = 0
-        self._waiting: dict[int, tuple[Event, set[int]]] = {}
+        self._waiting: dict[int, tuple[Event, set[int], set[int]]] = {}  # seq -> done, to answer, gone
+        self.qos_sent = dict.fromkeys(self.peers, 0)  # QoS 1/2 publishes queued to each peer, ever
+        self._stored = dict.fromkeys(self.peers, 0)   # of those, how many the peer confirmed stored
 
     # -- lifecycle ----------------------------------------------------------
     def listen(self) -> None:
@@ -366,27 +372,46 @@ class Links:
         if not self.drained.is_set() and not any(p.backed_up for p in self.peers.values()):
             self.drained.set()
 
-    def barrier(self, timeout: float = 5.0) -> None:
-        """Return once every connected peer has answered a ping queued now (see module doc)."""
-        up = {k for k, p in self.peers.items() if p.up}
+    def barrier(self, timeout: float = 5.0, peers: set[int] | None = None) -> bool:
+        """Return once every connected peer (or each of `peers`) has answered a ping queued now
+        (see module doc). False: one of them was or went down, or did not answer in time."""
+        up = {k for k, p in self.peers.items() if p.up and (peers is None or k in peers)}
+        if peers is not None and up != peers:
+            return False
         if not up:
-            return
+            return True
         self._seq += 1
         seq = self._seq
-        done = Event()
-        self._waiting[seq] = (done, up)
+        done, gone = Event(), set()
+        self._waiting[seq] = (done, set(up), gone)
         for k in up:
             self.peers[k].send((T_PING, seq))
-        if not done.wait(timeout):
+        answered = done.wait(timeout)
+        if not answered:
             log.warning("workers %s did not answer a barrier within %ss", sorted(up), timeout)
         self._waiting.pop(seq, None)
+        return answered and not gone
+
+    def confirm(self, timeout: float = CONFIRM_TIMEOUT) -> bool:
+        """Wait until each peer has stored the QoS 1/2 publishes queued to it so far. False: a
+        peer that had some went down or did not answer: they may be lost, so nobody may ack them."""
+        due = {k: n for k, n in self.qos_sent.items() if n > self._stored[k]}
+        if not due:
+            return True
+        if not self.barrier(timeout, set(due)):
+            return False
+        for k, n in due.items():
+            self._stored[k] = max(self._stored[k], n)
+        return True
 
     def _ponged(self, k: int, seq: int) -> None:
         for s in [s for s in self._waiting if s <= seq]:
             self._release(s, k)
 
-    def _release(self, seq: int, k: int) -> None:
-        done, pending = self._waiting[seq]
+    def _release(self, seq: int, k: int, down: bool = False) -> None:
+        done, pending, gone = self._waiting[seq]
+        if k in pending and down:
+            gone.add(k)
         pending.discard(k)
         if not pending:
             done.set()
@@ -394,7 +419,7 @@ class Links:
 
     def peer_down(self, k: int) -> None:
         for s in list(self._waiting):
-            self._release(s, k)
+            self._release(s, k, down=True)
 
     # -- receiving ----------------------------------------------------------
     def _accept_loop(self, server: socket.socket) -> None:
@@ -415,6 +440,7 @@ class Links:
                         fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
                 if not data:
                     return
+                pings: list[int] = []
                 for records in reader.feed(data):
                     if peer is None:
                         peer = records[0][1]
@@ -422,8 +448,11 @@ class Links:
                             return self._serve_rpc(conn, records[1:])
                         self.inbound.add(peer)
                         records = records[1:]
-                    self._handle(peer, records, fds)
+                    self._handle(peer, records, fds, pings)
                 self.batch_done()
+                if pings and (answer := self.peers.get(peer)) is not None:
+                    for seq in pings:  # after the store flush: what came before the ping is stored
+                        answer.send((T_PONG, seq))
                 if peer is not None and not self.synced.is_set():
                     self.check_synced()
         except OSError:
@@ -437,7 +466,8 @@ class Links:
                 self.synced.clear()
                 self.inbound_gone(peer)
 
-    def _handle(self, peer: int, records: list, fds: deque) -> None:
+    def _handle(self, peer: int, records: list, fds: deque, pings: list[int]) -> None:
+        """Apply records in order; the seqs of pings to answer go to `pings`."""
         start = 0
         for i, rec in enumerate(records):
             kind = rec[0]
@@ -447,8 +477,8 @@ class Links:
                 start = i + 1
                 if kind == T_PONG:
                     self._ponged(peer, rec[1])
-                elif (target := self.peers.get(peer)) is not None:
-                    target.send((T_PONG, rec[1]))
+                else:
+                    pings.append(rec[1])
         if start < len(records):
             self.dispatch(peer, records[start:] if start else records, fds)
 

@@ -109,7 +109,7 @@ class Session:
                  "assigned_id", "sid", "username", "queue", "will", "expiry", "keepalive", "connected",
                  "closed", "clean_disconnect", "inflight_count", "receive_max", "client_max_packet",
                  "in_quota", "aliases_in", "aliases_out", "throttle", "auth", "auth_method", "_qos1_in",
-                 "_acks", "_suppress_will", "_reader", "_writable", "_timer", "_reading", "_out", "_done",
+                 "_acks", "_rel_new", "_suppress_will", "_reader", "_writable", "_timer", "_reading", "_out", "_done",
                  "_window", "session_ended", "_raw",
                  "__dict__")
 
@@ -143,6 +143,7 @@ class Session:
         self.auth_method: str | None = None
         self._qos1_in = 0               # QoS 1 publishes of this batch, acked at its end
         self._acks: list[bytes] = []
+        self._rel_new: list[int] = []   # QoS 2 ids this batch put in awaiting_rel
         self._suppress_will = False
         self.session_ended = False  # taken over by a Clean Start connection: the session is gone
         self._reader = None             # read watcher of a parked (plain TCP) connection; None: a greenlet reads
@@ -325,8 +326,10 @@ class Session:
             gevent.sleep(pause)
 
     def _end_batch(self) -> None:
-        """Message store flushed, the routed messages written, then the acks in one write."""
+        """Message store flushed, the routed messages written, then the acks in one write. With
+        workers, the acks also wait until the workers we forwarded QoS 1/2 publishes to stored them."""
         self._qos1_in = 0
+        rel_new, self._rel_new = self._rel_new, []
         node = self.node
         if node.msg_store.pending():
             node.msg_store.flush()
@@ -334,11 +337,24 @@ class Session:
         links = node.workers.links if node.workers is not None else None
         backed_up = links is not None and links.flush()  # what this batch forwarded to other workers
         if self._acks:
+            if links is not None and not links.confirm():
+                self._unconfirmed(rel_new)
+                return
             data = b"".join(self._acks)
             self._acks.clear()
             self.send(data)
         if backed_up:
             links.drained.wait()  # a worker is behind on what we forward: read no more until it catches up
+
+    def _unconfirmed(self, rel_new: list[int]) -> None:
+        """A worker that had this batch's forwarded publishes went down before storing them: no
+        acks, so the client sends them again (a QoS 2 one is routed again) once it reconnects."""
+        self._acks.clear()
+        self.queue.awaiting_rel.difference_update(rel_new)
+        self.node.metrics.counters["client_unconfirmed_publish_disconnect"] += 1
+        log.warning("client %r from %s:%s disconnected: a worker did not confirm its publishes",
+                    self.client_id, *self.peer)
+        self.close()
 
     # -- timers -------------------------------------------------------------
     def _set_timer(self, seconds: float) -> None:
@@ -627,6 +643,7 @@ class Session:
         if allowed or self.proto_level != 5:
             if qos == 2 and allowed:
                 self.queue.awaiting_rel.add(pid)
+                self._rel_new.append(pid)
             self._acks.append(bytes((_PUBACK if qos == 1 else _PUBREC, 2, pid >> 8, pid & 0xFF)))  # ack_frame
         else:
             self._refuse_publish(qos, pid, R.NOT_AUTHORIZED)

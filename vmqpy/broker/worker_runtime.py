@@ -220,10 +220,13 @@ class WorkerRuntime:
         record = None
         sent = 0
         frame = msg.received
+        qos_sent = self.links.qos_sent if msg.qos else None  # the publisher's ack waits for confirm()
         for k in (plain if not chosen else sorted({*plain, *chosen})):
             peer = peers[k]
             if not peer.up:
                 continue
+            if qos_sent is not None:
+                qos_sent[k] += 1
             names = chosen.get(k)
             if names is None and frame is not None:
                 peer.send_frame(msg.mountpoint, msg.topic, msg.sender, frame)
