@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import select
 import signal
@@ -14,6 +15,8 @@ from broker import REPO, wait_until
 from clients import Paho, Raw
 from workerkit import worker_pids
 
+from vmqpy.broker import interworker as iw
+from vmqpy.broker.worker_accept import owner
 from vmqpy.mqtt import packets as P
 from vmqpy.mqtt.codec import encode
 
@@ -271,6 +274,34 @@ def test_unconfirmed_publish_is_not_acked_and_arrives_when_resent(make_broker, c
     assert [m.payload for m in back.expect(1)] == [b"again"]
     back.disconnect()
     again.close()
+
+
+def test_publishes_for_a_restarting_worker_wait_for_it(make_broker, cid):
+    """While the subscriber's worker is down (the parent stopped, so it is not restarted yet), a
+    QoS 1 publish for it and a retained message whose topic it owns wait on the publisher's
+    worker: no PUBACK until it is back, then both arrive."""
+    b, sid, pub = _stored_elsewhere(make_broker, cid)
+    topic = next(t for i in itertools.count() if owner("", t := f"{cid}/kept/{i}", 2) == 1)
+    down = worker_pids(b)[1][0]
+    link = f"{b.admin_socket}.w0.link"
+    os.kill(b.proc.pid, signal.SIGSTOP)
+    try:
+        os.kill(down, signal.SIGKILL)
+        wait_until(lambda: "not linked to every other worker" in iw.ask(link, (iw.T_STATS,))["health"],
+                   10, "worker 0 sees worker 1 gone")
+        pub.send(P.Publish(f"{cid}/d", b"waited", qos=1, packet_id=3))
+        pub.send(P.Publish(topic, b"retained", qos=1, retain=True, packet_id=4))
+        assert _socket_timeout(pub, 1.0), "acked while the subscriber's worker was down"
+    finally:
+        os.kill(b.proc.pid, signal.SIGCONT)
+    assert {a.packet_id for a in (pub.recv(), pub.recv())} == {3, 4}
+    back = Paho(b.port, sid, clean=False)
+    back.connect()
+    assert [m.payload for m in back.expect(1)] == [b"waited"]
+    back.subscribe(topic, 1)
+    assert [m.payload for m in back.expect(1)] == [b"retained"]
+    back.disconnect()
+    pub.close()
 
 
 def test_metrics_are_summed_over_workers(node, cid):

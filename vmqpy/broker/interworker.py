@@ -32,6 +32,7 @@ import logging
 import marshal
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -51,6 +52,7 @@ MAX_FDS = 64
 RUN_MAX = 256  # frames per T_FRAMES run: below max_online_messages, so a run is delivered whole
 DIAL_BACKOFF = (0.02, 0.5)
 CONFIRM_TIMEOUT = 30.0  # a peer this slow to store forwarded QoS 1/2 publishes counts as gone
+BACKLOG_MAX = 100_000  # records kept for a peer while it is down (restarting)
 
 
 def pack(records: list) -> bytes:
@@ -127,6 +129,7 @@ class Peer:
         self.up = False
         self.up_event = Event()
         self.records: list = []
+        self.backlog: list = []  # kept while down: QoS 1/2 publishes, retained changes (see send)
         self.handoffs: deque[tuple[bytes, int]] = deque()
         self._wake = Event()
         self._armed = False
@@ -144,12 +147,20 @@ class Peer:
         self._close()
 
     def send(self, record: tuple) -> None:
-        """Queue one record for the next frame; dropped while the peer is down."""
+        """Queue one record for the next frame. While the peer is down (restarting), QoS 1/2
+        publishes and retained changes wait in the backlog and go out after its sync; the rest
+        (QoS 0, subscriptions it re-learns from the sync, pings) is dropped."""
         if self.up:
             self.records.append(record)
             if not self._armed:
                 self._armed = True
                 self._wake.set()
+        elif record[0] == T_RETAIN or (record[0] == T_PUB and record[3]):
+            if len(self.backlog) < BACKLOG_MAX:
+                self.backlog.append(record)
+            else:
+                log.error("worker %d is down and %d records wait for it: dropped", self.index, BACKLOG_MAX)
+                self.links.lost()  # the publishers waiting for confirm() must not ack
 
     def flush(self) -> None:
         """Write the queued records now, at the end of a batch, as far as the socket takes them
@@ -207,7 +218,8 @@ class Peer:
             delay = DIAL_BACKOFF[0]
             self._sock = sock
             # Sync first, then live records: built and queued in this same turn, so nothing is missed.
-            self.records = [(T_HELLO, self.links.index), *self.links.sync_records(self.index)]
+            self.records = [(T_HELLO, self.links.index), *self.links.sync_records(self.index), *self.backlog]
+            self.backlog = []
             self.up = True
             self.up_event.set()
             self._armed = True
@@ -290,13 +302,12 @@ class Links:
 
     def __init__(self, index: int, paths: list[str], dispatch: Callable[[int, list, deque], None],
                  sync_records: Callable[[int], list], rpc: Callable[[tuple], object],
-                 inbound_gone: Callable[[int], None], batch_done: Callable[[], None]) -> None:
+                 batch_done: Callable[[], None]) -> None:
         self.index = index
         self.paths = paths
         self.dispatch = dispatch          # (from worker, records, received fds)
         self.sync_records = sync_records  # what a (re)connected peer must learn first
         self.rpc = rpc                    # an RPC_KINDS record -> its answer
-        self.inbound_gone = inbound_gone
         self.batch_done = batch_done      # after each received frame batch (store flush)
         self.peers: dict[int, Peer] = {k: Peer(self, k, p) for k, p in enumerate(paths) if k != index}
         self.inbound: set[int] = set()    # workers whose stream to us is connected
@@ -309,6 +320,7 @@ class Links:
         self._waiting: dict[int, tuple[Event, set[int], set[int]]] = {}  # seq -> done, to answer, gone
         self.qos_sent = dict.fromkeys(self.peers, 0)  # QoS 1/2 publishes queued to each peer, ever
         self._stored = dict.fromkeys(self.peers, 0)   # of those, how many the peer confirmed stored
+        self.losses = 0  # times queued records may have been lost: a peer went down, a backlog overflowed
 
     # -- lifecycle ----------------------------------------------------------
     def listen(self) -> None:
@@ -392,17 +404,29 @@ class Links:
         self._waiting.pop(seq, None)
         return answered and not gone
 
-    def confirm(self, timeout: float = CONFIRM_TIMEOUT) -> bool:
-        """Wait until each peer has stored the QoS 1/2 publishes queued to it so far. False: a
-        peer that had some went down or did not answer: they may be lost, so nobody may ack them."""
+    def confirm(self, losses: int, timeout: float = CONFIRM_TIMEOUT) -> bool:
+        """Wait until each peer has stored the QoS 1/2 publishes queued to it so far; a peer that
+        is down (restarting) is waited for, its backlog goes out after its sync. False: records
+        may have been lost since `losses` was read (at the start of the caller's batch), or a
+        peer did not answer in time; nobody may ack what the batch forwarded."""
+        if self.losses != losses:
+            return False
         due = {k: n for k, n in self.qos_sent.items() if n > self._stored[k]}
         if not due:
             return True
-        if not self.barrier(timeout, set(due)):
+        deadline = time.monotonic() + timeout
+        for k in due:
+            if not self.peers[k].up_event.wait(max(0.0, deadline - time.monotonic())):
+                return False
+        if not self.barrier(max(0.0, deadline - time.monotonic()), set(due)) or self.losses != losses:
             return False
         for k, n in due.items():
             self._stored[k] = max(self._stored[k], n)
         return True
+
+    def lost(self) -> None:
+        """Records queued for a peer may not reach it: every batch running now fails its confirm."""
+        self.losses += 1
 
     def _ponged(self, k: int, seq: int) -> None:
         for s in [s for s in self._waiting if s <= seq]:
@@ -418,6 +442,7 @@ class Links:
             del self._waiting[seq]
 
     def peer_down(self, k: int) -> None:
+        self.lost()  # what was written to it and not yet confirmed may be gone with it
         for s in list(self._waiting):
             self._release(s, k, down=True)
 
@@ -462,9 +487,8 @@ class Links:
             for fd in fds:
                 os.close(fd)
             if peer is not None and peer != PARENT:
-                self.inbound.discard(peer)
+                self.inbound.discard(peer)  # its filters stay: what is routed to it meanwhile waits (Peer.send)
                 self.synced.clear()
-                self.inbound_gone(peer)
 
     def _handle(self, peer: int, records: list, fds: deque, pings: list[int]) -> None:
         """Apply records in order; the seqs of pings to answer go to `pings`."""

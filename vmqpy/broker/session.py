@@ -109,8 +109,8 @@ class Session:
                  "assigned_id", "sid", "username", "queue", "will", "expiry", "keepalive", "connected",
                  "closed", "clean_disconnect", "inflight_count", "receive_max", "client_max_packet",
                  "in_quota", "aliases_in", "aliases_out", "throttle", "auth", "auth_method", "_qos1_in",
-                 "_acks", "_rel_new", "_suppress_will", "_reader", "_writable", "_timer", "_reading", "_out", "_done",
-                 "_window", "session_ended", "_raw",
+                 "_acks", "_rel_new", "_losses", "_suppress_will", "_reader", "_writable", "_timer", "_reading",
+                 "_out", "_done", "_window", "session_ended", "_raw",
                  "__dict__")
 
     def __init__(self, node: Node, sock: socket.socket, peer: tuple, listener) -> None:
@@ -144,6 +144,7 @@ class Session:
         self._qos1_in = 0               # QoS 1 publishes of this batch, acked at its end
         self._acks: list[bytes] = []
         self._rel_new: list[int] = []   # QoS 2 ids this batch put in awaiting_rel
+        self._losses = 0                # workers: Links.losses when the running batch began
         self._suppress_will = False
         self.session_ended = False  # taken over by a Clean Start connection: the session is gone
         self._reader = None             # read watcher of a parked (plain TCP) connection; None: a greenlet reads
@@ -276,10 +277,13 @@ class Session:
         `owns`: the batch cannot switch away before its own _end_batch (one packet, or in the hub),
         so it owns the dispatcher and the queues it marks schedule no loop callback. Otherwise a
         hook may block between packets and the callback flushes what was marked meanwhile."""
-        dispatcher = self.node.dispatcher
+        node = self.node
+        dispatcher = node.dispatcher
         owner = None
         if owns:
             dispatcher.owner = owner = getcurrent()
+        if node.workers is not None:
+            self._losses = node.workers.links.losses  # the acks need no loss between workers from here on
         try:
             publishes = 0
             for p in packets:
@@ -293,7 +297,7 @@ class Session:
                 else:
                     (_HANDLERS if self.connected else _PRE_CONNECT)[p.type](self, p)
             if publishes:
-                self.node.metrics.counters["mqtt_publish_received"] += publishes
+                node.metrics.counters["mqtt_publish_received"] += publishes
             self._end_batch()
         finally:
             if owner is not None:
@@ -337,7 +341,7 @@ class Session:
         links = node.workers.links if node.workers is not None else None
         backed_up = links is not None and links.flush()  # what this batch forwarded to other workers
         if self._acks:
-            if links is not None and not links.confirm():
+            if links is not None and not links.confirm(self._losses):
                 self._unconfirmed(rel_new)
                 return
             data = b"".join(self._acks)

@@ -60,7 +60,7 @@ class WorkerRuntime:
         self.connections = connections                    # the node's connections per listener
         self._recounting: Event | None = None
         self.links = iw.Links(index, link_paths, self._dispatch, self._sync_records, self._rpc,
-                              self._inbound_gone, self._batch_done)
+                              self._batch_done)
         self.local: dict[tuple[str, str], int] = {}      # (mountpoint, filter) -> local subscribers
         self.remote = Router()                            # subscriber ids: (mountpoint, str(worker))
         self.remote_filters: dict[int, set[tuple[str, str]]] = {}
@@ -193,8 +193,8 @@ class WorkerRuntime:
         self.remote.remove((mountpoint, str(k)), plain, group)
         self._targets.clear()
 
-    def _inbound_gone(self, k: int) -> None:
-        """Worker k's stream ended (it stopped or died): forget its subscriptions until it syncs again."""
+    def _forget_remote(self, k: int) -> None:
+        """Worker k sent its full state (it (re)started): what it said before no longer holds."""
         for mountpoint, filt in list(self.remote_filters.get(k, ())):
             self._remote_remove(k, mountpoint, filt)
 
@@ -222,9 +222,7 @@ class WorkerRuntime:
         frame = msg.received
         qos_sent = self.links.qos_sent if msg.qos else None  # the publisher's ack waits for confirm()
         for k in (plain if not chosen else sorted({*plain, *chosen})):
-            peer = peers[k]
-            if not peer.up:
-                continue
+            peer = peers[k]  # down (restarting): QoS 1/2 records wait for it (Peer.send)
             if qos_sent is not None:
                 qos_sent[k] += 1
             names = chosen.get(k)
@@ -308,7 +306,7 @@ class WorkerRuntime:
             elif kind == iw.T_UNSUB:
                 self._remote_remove(k, rec[1], rec[2])
             elif kind == iw.T_SUBS:
-                self._inbound_gone(k)
+                self._forget_remote(k)
                 for mountpoint, filt in rec[1]:
                     self._remote_add(k, mountpoint, filt)
             elif kind == iw.T_HANDOFF:
