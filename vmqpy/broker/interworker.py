@@ -130,6 +130,7 @@ class Peer:
         self.up_event = Event()
         self.records: list = []
         self.backlog: list = []  # kept while down: QoS 1/2 publishes, retained changes (see send)
+        self._overflow = -1      # Links.losses after the last record the full backlog dropped
         self.handoffs: deque[tuple[bytes, int]] = deque()
         self._wake = Event()
         self._armed = False
@@ -158,9 +159,11 @@ class Peer:
         elif record[0] == T_RETAIN or (record[0] == T_PUB and record[3]):
             if len(self.backlog) < BACKLOG_MAX:
                 self.backlog.append(record)
-            else:
-                log.error("worker %d is down and %d records wait for it: dropped", self.index, BACKLOG_MAX)
-                self.links.lost()  # the publishers waiting for confirm() must not ack
+                return
+            if self.links.losses != self._overflow:  # once per overflow, not per record
+                log.error("worker %d is down and %d records wait for it: dropping more", self.index, BACKLOG_MAX)
+            self.links.lost()  # the publishers waiting for confirm() must not ack
+            self._overflow = self.links.losses
 
     def flush(self) -> None:
         """Write the queued records now, at the end of a batch, as far as the socket takes them

@@ -351,8 +351,9 @@ class Session:
             links.drained.wait()  # a worker is behind on what we forward: read no more until it catches up
 
     def _unconfirmed(self, rel_new: list[int]) -> None:
-        """A worker that had this batch's forwarded publishes went down before storing them: no
-        acks, so the client sends them again (a QoS 2 one is routed again) once it reconnects."""
+        """The workers could not confirm what this batch forwarded (one went down or did not answer,
+        a backlog overflowed): no acks, so the client sends the publishes again once it reconnects
+        (a QoS 2 one is routed again)."""
         self._acks.clear()
         self.queue.awaiting_rel.difference_update(rel_new)
         self.node.metrics.counters["client_unconfirmed_publish_disconnect"] += 1
