@@ -8,10 +8,15 @@ from clients import Paho
 PLUGIN_DIR = str(REPO / "test" / "plugins")
 
 
+def _alias_node(make_broker, events):
+    """A node with test/plugins/alias_subs, which writes the hook events it sees to `events`."""
+    return make_broker({"plugins.vmq_acl": "off", "plugins.alias_subs": "on",
+                        "plugins.alias_subs.path": PLUGIN_DIR, "alias_subs.events": str(events)})
+
+
 def test_subscribe_and_unsubscribe_filters_rewritten_by_plugin(make_broker, tmp_path, cid):
     events = tmp_path / "events"
-    node = make_broker({"plugins.vmq_acl": "off", "plugins.alias_subs": "on",
-                        "plugins.alias_subs.path": PLUGIN_DIR, "alias_subs.events": str(events)})
+    node = _alias_node(make_broker, events)
     sub = Paho(node.port, cid)
     sub.connect()
     assert sub.subscribe("alias/t", 1)
@@ -29,8 +34,7 @@ def test_subscribe_and_unsubscribe_filters_rewritten_by_plugin(make_broker, tmp_
 
 def test_session_end_reports_all_topics_unsubscribed(make_broker, tmp_path, cid):
     events = tmp_path / "events"
-    node = make_broker({"plugins.vmq_acl": "off", "plugins.alias_subs": "on",
-                        "plugins.alias_subs.path": PLUGIN_DIR, "alias_subs.events": str(events)})
+    node = _alias_node(make_broker, events)
     sub = Paho(node.port, cid)
     sub.connect()
     sub.subscribe([("a/1", 0), ("a/2", 1)])
@@ -41,8 +45,7 @@ def test_session_end_reports_all_topics_unsubscribed(make_broker, tmp_path, cid)
 
 def test_delivery_complete_fires_on_the_subscribers_ack(make_broker, tmp_path, cid):
     events = tmp_path / "events"
-    node = make_broker({"plugins.vmq_acl": "off", "plugins.alias_subs": "on",
-                        "plugins.alias_subs.path": PLUGIN_DIR, "alias_subs.events": str(events)})
+    node = _alias_node(make_broker, events)
     sub = Paho(node.port, cid)
     sub.connect()
     sub.subscribe("real/done", 2)

@@ -221,6 +221,18 @@ def _stored_elsewhere(make_broker, cid: str):
     return b, sub.c._client_id.decode(), pub
 
 
+def _restarted(b, old_pid: int) -> None:
+    wait_until(lambda: worker_pids(b)[1][0] != old_pid and b.ping(), 30, "worker 1 back")
+
+
+def _subscriber_back(b, sid: str, expected: list[bytes]) -> Paho:
+    """The persistent subscriber reconnected, after receiving exactly `expected`."""
+    back = Paho(b.port, sid, clean=False)
+    back.connect()
+    assert [m.payload for m in back.expect(len(expected))] == expected
+    return back
+
+
 def _socket_timeout(pub: Raw, seconds: float) -> bool:
     try:
         pub.recv(timeout=seconds)
@@ -244,11 +256,8 @@ def test_qos1_across_workers_is_acked_once_stored(make_broker, cid):
     ack = pub.recv()
     assert isinstance(ack, P.Puback) and ack.packet_id == 7
     os.kill(stopped, signal.SIGKILL)
-    wait_until(lambda: worker_pids(b)[1][0] != stopped and b.ping(), 30, "worker 1 back")
-    back = Paho(b.port, sid, clean=False)
-    back.connect()
-    assert [m.payload for m in back.expect(1)] == [b"kept"]
-    back.disconnect()
+    _restarted(b, stopped)
+    _subscriber_back(b, sid, [b"kept"]).disconnect()
     pub.close()
 
 
@@ -263,16 +272,13 @@ def test_unconfirmed_publish_is_not_acked_and_arrives_when_resent(make_broker, c
     os.kill(stopped, signal.SIGKILL)
     assert pub.closed_by_broker()
     assert not any(isinstance(p, P.Puback) for p in pub.inbox)
-    wait_until(lambda: worker_pids(b)[1][0] != stopped and b.ping(), 30, "worker 1 back")
+    _restarted(b, stopped)
     again = Raw(b.port)
     assert again.connect(workerkit.on(0, f"{cid}-p", 2), clean=False).session_present
     publish.dup = True
     again.send(publish)
     assert isinstance(again.recv(), P.Puback)
-    back = Paho(b.port, sid, clean=False)
-    back.connect()
-    assert [m.payload for m in back.expect(1)] == [b"again"]
-    back.disconnect()
+    _subscriber_back(b, sid, [b"again"]).disconnect()
     again.close()
 
 
@@ -295,9 +301,7 @@ def test_publishes_for_a_restarting_worker_wait_for_it(make_broker, cid):
     finally:
         os.kill(b.proc.pid, signal.SIGCONT)
     assert {a.packet_id for a in (pub.recv(), pub.recv())} == {3, 4}
-    back = Paho(b.port, sid, clean=False)
-    back.connect()
-    assert [m.payload for m in back.expect(1)] == [b"waited"]
+    back = _subscriber_back(b, sid, [b"waited"])
     back.subscribe(topic, 1)
     assert [m.payload for m in back.expect(1)] == [b"retained"]
     back.disconnect()
