@@ -130,7 +130,7 @@ class Peer:
         self.up_event = Event()
         self.records: list = []
         self.backlog: list = []  # kept while down: QoS 1/2 publishes, retained changes (see send)
-        self._overflow = -1      # Links.losses after the last record the full backlog dropped
+        self._overflowed = False  # the backlog dropped records since the peer went down
         self.handoffs: deque[tuple[bytes, int]] = deque()
         self._wake = Event()
         self._armed = False
@@ -160,10 +160,10 @@ class Peer:
             if len(self.backlog) < BACKLOG_MAX:
                 self.backlog.append(record)
                 return
-            if self.links.losses != self._overflow:  # once per overflow, not per record
+            if not self._overflowed:  # logged once while down, not per record
+                self._overflowed = True
                 log.error("worker %d is down and %d records wait for it: dropping more", self.index, BACKLOG_MAX)
             self.links.lost()  # the publishers waiting for confirm() must not ack
-            self._overflow = self.links.losses
 
     def flush(self) -> None:
         """Write the queued records now, at the end of a batch, as far as the socket takes them
@@ -223,6 +223,7 @@ class Peer:
             # Sync first, then live records: built and queued in this same turn, so nothing is missed.
             self.records = [(T_HELLO, self.links.index), *self.links.sync_records(self.index), *self.backlog]
             self.backlog = []
+            self._overflowed = False
             self.up = True
             self.up_event.set()
             self._armed = True

@@ -85,17 +85,17 @@ def repartition(cfg, count: int) -> None:
     sources = [by_dirs.get(dirs) or Partition(*dirs, sync) for dirs in _on_disk(meta_dir, msgs_dir)]
     moved = 0
     try:
-        for index, source in enumerate(sources):
+        for source in sources:
             moved += _move_out(source, targets, targets.index(source) if source in targets else None)
-            if source not in targets:
+        for source in sources:
+            if source not in targets:  # a partition the new count does not use: empty now
                 if not source.empty():
                     raise RuntimeError(f"{source.dirs} still holds records after repartitioning")
                 source.close()
                 _remove(source.dirs)
-                sources[index] = None
     finally:
-        for p in [*targets, *(s for s in sources if s is not None)]:
-            p.close()
+        for p in [*targets, *sources]:
+            p.close()  # closing twice is a no-op
     _write_marker(marker, count)
     if moved:
         log.info("moved %d sessions and retained messages for nr_of_workers = %d", moved, count)
@@ -176,7 +176,8 @@ def _move_out(source: Partition, targets: list[Partition], here: int | None) -> 
             if k != here:
                 targets[k].meta.put(prefix, key, value)
                 source.meta.delete(prefix, key)
-                moved += prefix == RETAIN
+                if prefix == RETAIN:
+                    moved += 1
     return moved
 
 
