@@ -6,7 +6,7 @@ import itertools
 
 from clients import Paho
 
-from vmqpy.broker.worker_accept import owner
+from vmqpy.cluster.accept import owner
 
 
 def on(worker: int, prefix: str, workers: int) -> str:

@@ -1,4 +1,4 @@
-"""Changing nr_of_workers between starts: stored state moves to the worker that owns it (worker_partitions.py)."""
+"""Changing nr_of_workers between starts: stored state moves to the worker that owns it (cluster/partitions.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import pytest
 from clients import Paho
 
-from vmqpy.broker.worker_accept import owner
+from vmqpy.cluster.accept import owner
 
 
 def _ids(cid: str) -> list[str]:

@@ -15,8 +15,8 @@ from broker import REPO, wait_until
 from clients import Paho, Raw
 from workerkit import worker_pids
 
-from vmqpy.broker import interworker as iw
-from vmqpy.broker.worker_accept import owner
+from vmqpy.cluster import links as iw
+from vmqpy.cluster.accept import owner
 from vmqpy.mqtt import packets as P
 from vmqpy.mqtt.codec import encode
 

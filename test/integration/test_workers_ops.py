@@ -1,6 +1,6 @@
 """nr_of_workers > 1: operations see the node, not one worker (docs/workers.md, "Admin and operations").
 
-Clients are pinned to workers by client id (worker_accept.owner); every figure
+Clients are pinned to workers by client id (accept.owner); every figure
 checked here would be one worker's share if it were not summed over the node.
 """
 

@@ -43,7 +43,7 @@ Response = tuple[int, list[tuple[str, str]], bytes]
 
 
 class OpsView(Protocol):
-    """The node as its operators see it (services.LocalView, or worker_ops.WorkersView summing
+    """The node as its operators see it (services.LocalView, or cluster.ops.WorkersView summing
     the workers): what /health, /metrics, /status.json, /api/v1, $SYS and Graphite show."""
 
     def metrics(self) -> HasSamples: ...

@@ -2,7 +2,7 @@
 
 They read the node through a view: `LocalView`, the node's own figures and
 commands, or with nr_of_workers > 1 (where only worker 0 runs them)
-`worker_ops.WorkersView`, the sums over every worker.
+`cluster.ops.WorkersView`, the sums over every worker.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class LocalView:
 def ops_view(node: Node) -> OpsView:
     if node.workers is None:
         return LocalView(node)
-    from vmqpy.broker.worker_ops import WorkersView
+    from vmqpy.cluster.ops import WorkersView
 
     return WorkersView(node.workers)
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from gevent.server import StreamServer
 
 from vmqpy.broker import proxy_protocol, tls, websocket
+from vmqpy.broker.preread import PrereadSocket
 from vmqpy.broker.session import CONNECT_TIMEOUT, Session, readers
-from vmqpy.broker.worker_accept import PrereadSocket
 from vmqpy.config_schema import MQTT_KINDS, TLS_KINDS
 
 if TYPE_CHECKING:

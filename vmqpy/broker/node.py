@@ -45,9 +45,9 @@ class Node:
         self.sessions: set = set()
         self.listeners = Listeners(self)
         self.plugins = None
-        self.admin = None
-        self.ops = None  # vmqpy.admin.services.Operations, once started
-        self.workers = None  # vmqpy.broker.worker_runtime.WorkerRuntime when nr_of_workers > 1
+        self.admin = None    # the admin socket server (vmqpy.assembly)
+        self.ops = None      # HTTP listeners, $SYS, Graphite: vmqpy.admin.services.Operations (vmqpy.assembly)
+        self.workers = None  # vmqpy.cluster.runtime.WorkerRuntime when nr_of_workers > 1
         self.stopped = gevent.event.Event()
         self.metrics.gauge("router_subscriptions", lambda: self.router.count)
         self.metrics.gauge("retain_messages", lambda: self.retain.count)
@@ -56,19 +56,17 @@ class Node:
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
-        from vmqpy.admin.rpc import AdminServer
-        from vmqpy.admin.services import Operations  # HTTP listeners, $SYS, Graphite
+        """Start in order; `admin` and `ops` are the layers above, given by vmqpy.assembly."""
         from vmqpy.plugins.manager import PluginManager
 
         self.plugins = PluginManager(self.hooks, self.config, self)
         self.plugins.start_enabled()
-        self.admin = AdminServer(self)
-        self.admin.start()
+        if self.admin is not None:
+            self.admin.start()
         self.dispatcher.start()
         self.listeners.start_all()
         self.overload.start()
-        if self.workers is None or self.workers.runs_operations:
-            self.ops = Operations(self)
+        if self.ops is not None:
             self.ops.start()
         log.info("node %s started", self.name)
 

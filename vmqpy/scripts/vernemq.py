@@ -50,10 +50,10 @@ def cmd_console(path: str) -> int:
     import gevent
 
     from vmqpy import log
+    from vmqpy.assembly import node_with_services
     from vmqpy.broker.listeners import ListenerError
-    from vmqpy.broker.node import Node
-    from vmqpy.broker.worker_partitions import repartition
-    from vmqpy.broker.workers import Supervisor
+    from vmqpy.cluster.partitions import repartition
+    from vmqpy.cluster.workers import Supervisor
     from vmqpy.store.messages import StoreError
 
     cfg = load_config(path)
@@ -73,7 +73,7 @@ def cmd_console(path: str) -> int:
     try:
         try:
             repartition(cfg, cfg["nr_of_workers"])  # the count changed: sessions move to their owners
-            node = Node(cfg) if cfg["nr_of_workers"] == 1 else Supervisor(cfg)  # docs/workers.md
+            node = node_with_services(cfg) if cfg["nr_of_workers"] == 1 else Supervisor(cfg)  # docs/workers.md
             node.start()
         except (ListenerError, StoreError, RuntimeError) as e:
             print(f"Node {cfg['nodename']} failed to start: {e}", file=sys.stderr)

@@ -3,7 +3,7 @@
 A connection belongs to the worker that owns its client id (`owner`). Any
 worker may accept it; it reads until the CONNECT is complete and, if another
 worker owns the client id, passes the fd and the bytes it read to that worker
-(interworker.Peer.handoff). The owner wraps the fd in a `PrereadSocket`,
+(links.Peer.handoff). The owner wraps the fd in a `PrereadSocket`,
 whose first recv returns those bytes, so the session decodes the CONNECT as
 if it had read it itself.
 """
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import socket
 import zlib
-
-from gevent import socket as gsocket
 
 from vmqpy.mqtt import packets as P
 from vmqpy.mqtt.codec import Decoder, MQTTError
@@ -25,29 +23,6 @@ RECV_SIZE = 65536
 def owner(mountpoint: str, client_id: str, workers: int) -> int:
     """The worker (0..workers-1) that owns a client id: stable across restarts and processes."""
     return zlib.crc32(f"{mountpoint}\x00{client_id}".encode()) % workers
-
-
-class PrereadSocket(gsocket.socket):
-    """A gevent socket whose first recv returns bytes read before it was handed over."""
-
-    preread = b""
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        data = self.preread
-        if data:
-            self.preread = b""
-            return data
-        return super().recv(bufsize, flags)
-
-    @classmethod
-    def adopt(cls, fd: int, preread: bytes) -> PrereadSocket:
-        sock = cls(fileno=fd)
-        sock.preread = preread
-        return sock
-
-    @classmethod
-    def wrap(cls, sock: socket.socket, preread: bytes) -> PrereadSocket:
-        return cls.adopt(sock.detach(), preread)
 
 
 def read_connect(sock: socket.socket, max_packet_size: int) -> tuple[bytes, str | None]:

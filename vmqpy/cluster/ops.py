@@ -14,12 +14,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vmqpy.admin.commands import Result
-from vmqpy.broker import interworker as iw
-from vmqpy.broker import worker_commands
+from vmqpy.cluster import commands
+from vmqpy.cluster import links as iw
 from vmqpy.metrics import Summed, sum_samples
 
 if TYPE_CHECKING:
-    from vmqpy.broker.worker_runtime import WorkerRuntime
+    from vmqpy.cluster.runtime import WorkerRuntime
 
 STATS_TIMEOUT = 5.0
 
@@ -34,7 +34,7 @@ class WorkersView:
         """Each worker's stats (WorkerRuntime.stats), or why it did not answer; indexed by worker."""
         rt = self.runtime
         others = [k for k in range(rt.count) if k != rt.index]
-        answers = dict(zip(others, worker_commands.ask(rt.links.paths, others, (iw.T_STATS,), STATS_TIMEOUT),
+        answers = dict(zip(others, commands.ask(rt.links.paths, others, (iw.T_STATS,), STATS_TIMEOUT),
                            strict=True))
         answers[rt.index] = rt.stats()
         return [answers[k] for k in range(rt.count)]
@@ -44,7 +44,7 @@ class WorkersView:
 
     def status(self) -> dict[str, Any]:
         rows = [s["status"] for s in self.gather() if isinstance(s, dict)]
-        return worker_commands.combine_rows(rows, list(rows[0]), None)[0]
+        return commands.combine_rows(rows, list(rows[0]), None)[0]
 
     def health(self) -> list[str]:
         concerns = []
@@ -56,4 +56,4 @@ class WorkersView:
         return concerns
 
     def execute(self, argv: list[str]) -> Result:
-        return worker_commands.run(self.runtime.links.paths, argv)
+        return commands.run(self.runtime.links.paths, argv)

@@ -2,7 +2,7 @@
 
 `ping` answers pong once every worker is ready, `stop` stops them all, `workers
 show` lists them. Every other command runs on the workers it concerns and their
-answers are merged into the node's (worker_commands.py).
+answers are merged into the node's (commands.py).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import gevent
 
 from vmqpy.admin.commands import Table
 from vmqpy.admin.rpc import AdminServer
-from vmqpy.broker import worker_commands
+from vmqpy.cluster import commands
 
 if TYPE_CHECKING:
-    from vmqpy.broker.workers import Supervisor
+    from vmqpy.cluster.workers import Supervisor
 
 
 class ParentAdmin(AdminServer):
@@ -35,5 +35,5 @@ class ParentAdmin(AdminServer):
             return True, str(Table(sup.describe(), ["worker", "pid", "ready", "restarts"]))
         if not sup.ready:
             return False, "workers starting"
-        ok, out = worker_commands.run(sup.link_paths, argv)
+        ok, out = commands.run(sup.link_paths, argv)
         return ok, str(out)

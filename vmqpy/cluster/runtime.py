@@ -11,9 +11,9 @@
 - Retained messages: every worker keeps the whole retained trie; sets and
   clears are broadcast; only the worker owning the topic (by hash) persists
   it, and sends what it persists to every worker that (re)connects.
-- Connections: see worker_accept.py; max_connections counts the node's
-  connections (worker_limits.py).
-- Operations: `stats` answers worker 0's T_STATS RPC (worker_ops.py).
+- Connections: see cluster/accept.py; max_connections counts the node's
+  connections (cluster/limits.py).
+- Operations: `stats` answers worker 0's T_STATS RPC (cluster/ops.py).
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.event import Event
 
-from vmqpy.broker import interworker as iw
 from vmqpy.broker.message import Msg
+from vmqpy.broker.preread import PrereadSocket
 from vmqpy.broker.registry import split_filter
 from vmqpy.broker.retain import PREFIX as RETAIN_PREFIX
 from vmqpy.broker.router import Router, Subscription
-from vmqpy.broker.worker_accept import PrereadSocket, owner, read_connect
+from vmqpy.cluster import links as iw
+from vmqpy.cluster.accept import owner, read_connect
 from vmqpy.mqtt.codec import Decoder
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
     from vmqpy.broker.listeners import Listener
     from vmqpy.broker.node import Node
-    from vmqpy.broker.worker_limits import ConnectionTable
+    from vmqpy.cluster.limits import ConnectionTable
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class WorkerRuntime:
 
     def _admit(self, listener: Listener, sock: socket.socket, addr) -> socket.socket | None:
         """`sock` if the node serves fewer than the listener's max_connections, counted in our row
-        of the shared table at once (worker_limits.py); else None, the connection closed."""
+        of the shared table at once (cluster/limits.py); else None, the connection closed."""
         limit = listener.opts.get("max_connections", 0)
         table = self.connections
         slot = table.slot(f"{listener.kind}.{listener.name}") if table is not None and limit else None

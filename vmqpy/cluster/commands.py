@@ -1,8 +1,8 @@
 """vmq-admin commands with nr_of_workers > 1: which workers run one, how their answers merge.
 
-Used by the parent's admin socket (worker_admin.py) and by worker 0's /api/v1,
+Used by the parent's admin socket (cluster/parent_admin.py) and by worker 0's /api/v1,
 so `vmq-admin X` and `/api/v1/X` give the node's answer either way. Each
-worker answers through the RPC on its link socket (interworker.ask) with
+worker answers through the RPC on its link socket (links.ask) with
 (ok, 'table', rows, columns) or (ok, 'text', output); docs/workers.md lists
 the rules per command.
 """
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import gevent
 
 from vmqpy.admin.commands import Result, Table, parse_args
-from vmqpy.broker import interworker as iw
-from vmqpy.broker.worker_accept import owner
+from vmqpy.cluster import links as iw
+from vmqpy.cluster.accept import owner
 from vmqpy.metrics import combine, fmt_value
 
 if TYPE_CHECKING:

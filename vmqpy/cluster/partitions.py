@@ -3,7 +3,7 @@
 A single process keeps its state in `metadata.dir` and `message_store.dir`;
 with N workers, worker K keeps the sessions (and their subscriptions and
 offline messages) whose client id it owns and the retained messages whose topic
-it owns (`worker_accept.owner`) under data/worker-K/. Other metadata (API keys)
+it owns (`accept.owner`) under data/worker-K/. Other metadata (API keys)
 lives with worker 0. When the count changes, every record that now belongs
 elsewhere is moved before any worker starts, so a client finds its persistent
 session and offline messages on the worker it lands on.
@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 from vmqpy.broker.registry import SESSIONS, SUBSCRIPTIONS
 from vmqpy.broker.retain import PREFIX as RETAIN
-from vmqpy.broker.worker_accept import owner
+from vmqpy.cluster.accept import owner
 from vmqpy.store.messages import MessageStore
 from vmqpy.store.metadata import MetadataStore
 

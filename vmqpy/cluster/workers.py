@@ -1,11 +1,11 @@
 """nr_of_workers > 1: a supervising parent and its worker processes (docs/workers.md).
 
 The parent (`vernemq console`) binds the MQTT listeners and the admin socket,
-starts the workers (`python -m vmqpy.broker.workers`, the listening fds
+starts the workers (`python -m vmqpy.cluster.workers`, the listening fds
 inherited), restarts a worker that dies, and stops them all on `stop`. It is
 ready (ping answers pong) once every worker is. A worker is a Node with its
 own data directories (data/worker-K/...) and admin socket, linked to the
-others (worker_runtime.py, interworker.py).
+others (cluster/runtime.py, cluster/links.py).
 
 `Supervisor` has a Node's lifecycle interface (start, stop, stopped), so
 `vernemq console` runs either.
@@ -26,8 +26,8 @@ import gevent
 from gevent.event import Event
 
 from vmqpy.broker.listeners import MQTT_KINDS, ListenerError
-from vmqpy.broker.worker_limits import ConnectionTable
-from vmqpy.broker.worker_partitions import worker_path
+from vmqpy.cluster.limits import ConnectionTable
+from vmqpy.cluster.partitions import worker_path
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Supervisor:
         self.link_paths = link_paths(cfg, self.count)
         self.workers = [WorkerProc(k) for k in range(self.count)]
         self.sockets: dict[str, socket.socket] = {}
-        self.connections: ConnectionTable | None = None  # per worker and listener (worker_limits.py)
+        self.connections: ConnectionTable | None = None  # per worker and listener (cluster/limits.py)
         self.stopped = Event()
         self.stopping = False
         self.admin = None
@@ -88,7 +88,7 @@ class Supervisor:
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
-        from vmqpy.broker.worker_admin import ParentAdmin
+        from vmqpy.cluster.parent_admin import ParentAdmin
 
         self._bind_listeners()
         self.connections = ConnectionTable.create(self.count, list(self.sockets))
@@ -172,7 +172,7 @@ class Supervisor:
         mine, theirs = socket.socketpair()
         fds = {key: s.fileno() for key, s in self.sockets.items()}
         table = self.connections.fd
-        argv = [sys.executable, "-m", "vmqpy.broker.workers", "--config", os.path.abspath(self.config.path),
+        argv = [sys.executable, "-m", "vmqpy.cluster.workers", "--config", os.path.abspath(self.config.path),
                 "--index", str(w.index), "--count", str(self.count), "--control", str(theirs.fileno()),
                 "--connections", str(table), *[f"--listen={key}={fd}" for key, fd in fds.items()]]
         w.proc = subprocess.Popen(argv, pass_fds=[theirs.fileno(), table, *fds.values()])
@@ -214,8 +214,8 @@ def worker_main(argv: list[str] | None = None) -> int:
 
     from vmqpy import config
     from vmqpy import log as vlog
-    from vmqpy.broker.node import Node
-    from vmqpy.broker.worker_runtime import WorkerRuntime
+    from vmqpy.assembly import node_with_services
+    from vmqpy.cluster.runtime import WorkerRuntime
 
     cfg = config.load(args.config)
     paths = link_paths(cfg, args.count)
@@ -225,9 +225,9 @@ def worker_main(argv: list[str] | None = None) -> int:
         handler.addFilter(_Tag(args.index))
     listen_fds = {key: int(fd) for key, _, fd in (item.rpartition("=") for item in args.listen)}
     control = socket.socket(fileno=args.control)
-    node = Node(cfg)
     table = ConnectionTable(args.connections, args.count, list(listen_fds))
-    node.workers = runtime = WorkerRuntime(node, args.index, args.count, listen_fds, paths, table)
+    node = node_with_services(cfg, lambda n: WorkerRuntime(n, args.index, args.count, listen_fds, paths, table))
+    runtime = node.workers
     runtime.start_links()
     node.start()
     runtime.wait_synced(None)
