@@ -32,9 +32,11 @@ setup(
         "bcrypt>=4.1",
         "prometheus_client>=0.20",
         "h11>=0.14",
+        "msgpack>=1.0",  # the cluster wire format (vmqpy/cluster/wire.py)
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "paho-mqtt>=2.1", "ruff>=0.6", "wsproto>=1.2"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "paho-mqtt>=2.1", "ruff>=0.6", "wsproto>=1.2",
+                 "hypothesis>=6"],
     },
     entry_points={
         "console_scripts": [

@@ -16,9 +16,9 @@ REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -37,12 +37,19 @@ def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):
 
 
 class Broker:
-    """A node started as `python -m vmqpy.scripts.vernemq console --config F`."""
+    """A node started as `python -m vmqpy.scripts.vernemq console --config F`.
 
-    def __init__(self, root: Path, conf: dict[str, str] | None = None, acl: str = "topic #\n") -> None:
+    `host`/`port`: the MQTT listener's address (default 127.0.0.1 and a free port); `argv_prefix` is put
+    before the node's command (e.g. `ip netns exec NS` to run it in a network namespace).
+    """
+
+    def __init__(self, root: Path, conf: dict[str, str] | None = None, acl: str = "topic #\n", *,
+                 host: str = "127.0.0.1", port: int | None = None, argv_prefix: list[str] | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.mqtt_host = host
+        self.port = port if port is not None else free_port(host)
+        self.argv_prefix = list(argv_prefix or [])
         # Unix socket paths are limited to 108 bytes: keep the admin socket short.
         self._sockdir = tempfile.mkdtemp(prefix="vmq")
         self.admin_socket = os.path.join(self._sockdir, "s")
@@ -50,7 +57,7 @@ class Broker:
         (self.root / "vmq.passwd").touch()
         self.conf = {
             "nodename": "VerneMQ@127.0.0.1",
-            "listener.tcp.default": f"127.0.0.1:{self.port}",
+            "listener.tcp.default": f"{host}:{self.port}",
             "allow_anonymous": "on",
             "nr_of_workers": "1",  # one process unless a test asks for workers (the default is one per core)
             "platform_data_dir": str(self.root / "data"),
@@ -81,7 +88,7 @@ class Broker:
     def start(self) -> Broker:
         self.write_conf()
         out = open(self.root / "stdout.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "vmqpy.scripts.vernemq", "--config",
+        self.proc = subprocess.Popen([*self.argv_prefix, sys.executable, "-m", "vmqpy.scripts.vernemq", "--config",
                                       str(self.conf_path), "console"], cwd=REPO, stdout=out,
                                      stderr=subprocess.STDOUT)
         try:

@@ -18,8 +18,25 @@ def node_with_services(cfg, runtime_factory=None) -> Node:
 
     node = Node(cfg)
     if runtime_factory is not None:
-        node.workers = runtime_factory(node)
+        node.cluster = runtime_factory(node)
     node.admin = AdminServer(node)
-    if node.workers is None or node.workers.runs_operations:
+    if node.cluster is None or node.cluster.runs_operations:
         node.ops = Operations(node)
     return node
+
+
+def single_process_runtime(cfg):
+    """The runtime of a one-process node that has a cluster listener (None: it stands alone)."""
+    if not any(spec.kind == "vmq" for spec in cfg.listeners):
+        return None
+    from vmqpy.cluster.runtime import WorkerRuntime
+    from vmqpy.cluster.workers import link_paths
+
+    return lambda node: WorkerRuntime(node, 0, 1, {}, link_paths(cfg, 1))
+
+
+def start(node: Node) -> None:
+    """Links first (a worker must reach the others before it serves clients), then the node."""
+    if node.cluster is not None:
+        node.cluster.start_links()
+    node.start()

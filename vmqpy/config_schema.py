@@ -384,7 +384,7 @@ _LOG_LEVELS = Enum(("debug", "info", "warning", "error", "critical"))
 KEYS: tuple[Key, ...] = (
     # node
     Key("nodename", NodeName(), "VerneMQ@127.0.0.1", "Name of this node: name@host, unique in the cluster."),
-    Key("distributed_cookie", STR, "vmq", "Shared secret the cluster nodes authenticate each other with."),
+    Key("distributed_cookie", STR, "vmq_cookie", "Shared secret the cluster nodes authenticate each other with."),
     Key("platform_data_dir", PATH, "./data", "Directory of the node's persistent data."),
     Key("platform_log_dir", PATH, "./log", "Directory of the node's log files."),
     Key("platform_etc_dir", PATH, None, "Directory of vmq.acl, vmq.passwd and certificates "

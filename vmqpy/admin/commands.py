@@ -185,12 +185,6 @@ def node_status_cmd(node: Node, args: Args) -> Result:
     return True, Table([row], list(row))
 
 
-@command("cluster", "show")
-def cluster_show(node: Node, args: Args) -> Result:
-    """Show the cluster's nodes and whether they run (a single node for now)."""
-    return True, Table([{"Node": node.name, "Running": True}], ["Node", "Running"])
-
-
 # -- metrics and config ------------------------------------------------------------------------------------
 
 @command("metrics", "show")
@@ -551,4 +545,4 @@ def api_key_show(node: Node, args: Args) -> Result:
     return True, Table(ApiKeys(node.metadata).rows(), ["Key", "Scope", "Expires (UTC)", "has expired"])
 
 
-from vmqpy.admin import plugin_commands  # noqa: E402,F401  (registers `plugin ...` and `webhooks ...`)
+from vmqpy.admin import cluster_commands, plugin_commands  # noqa: E402,F401  (register `cluster`, `plugin`, `webhooks`)

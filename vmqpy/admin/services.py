@@ -40,11 +40,11 @@ class LocalView:
 
 
 def ops_view(node: Node) -> OpsView:
-    if node.workers is None:
+    if node.cluster is None:
         return LocalView(node)
     from vmqpy.cluster.ops import WorkersView
 
-    return WorkersView(node.workers)
+    return WorkersView(node.cluster)
 
 
 class Operations:

@@ -92,7 +92,7 @@ class Listeners:
                 listener.tls = tls.server_context(listener.opts)
             except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
                 raise ListenerError(f"listener {listener.kind}.{listener.name}: TLS: {e}") from e
-        inherited = self.node.workers.listen_socket(listener) if self.node.workers is not None else None
+        inherited = self.node.cluster.listen_socket(listener) if self.node.cluster is not None else None
         server = _Server(inherited or (spec.host, spec.port),
                          lambda sock, addr: self._accept(listener, sock, addr),
                          backlog=None if inherited else 1024, spawn=readers.spawn_soon)
@@ -120,8 +120,8 @@ class Listeners:
             addr = self._proxied(listener, sock, addr)
             if addr is None:
                 return
-        if self.node.workers is not None:  # nr_of_workers > 1: the worker owning the client id serves it
-            sock = self.node.workers.adopt(listener, sock, addr)
+        if self.node.cluster is not None:  # nr_of_workers > 1: the worker owning the client id serves it
+            sock = self.node.cluster.adopt(listener, sock, addr)
             if sock is None:
                 return
         limit = listener.opts.get("max_connections", 0)

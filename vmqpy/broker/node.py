@@ -47,7 +47,7 @@ class Node:
         self.plugins = None
         self.admin = None    # the admin socket server (vmqpy.assembly)
         self.ops = None      # HTTP listeners, $SYS, Graphite: vmqpy.admin.services.Operations (vmqpy.assembly)
-        self.workers = None  # vmqpy.cluster.runtime.WorkerRuntime when nr_of_workers > 1
+        self.cluster = None  # vmqpy.cluster.runtime.WorkerRuntime when nr_of_workers > 1
         self.stopped = gevent.event.Event()
         self.metrics.gauge("router_subscriptions", lambda: self.router.count)
         self.metrics.gauge("retain_messages", lambda: self.retain.count)
@@ -84,6 +84,8 @@ class Node:
         for queue in list(self.registry.queues.values()):
             queue.persist_memory()
         self.msg_store.flush()
+        if self.cluster is not None:
+            self.cluster.stop()  # before the stores close: what the links receive is written there
         if self.plugins is not None:
             self.plugins.stop_all()
         if self.admin is not None:
@@ -212,8 +214,8 @@ class Node:
                     qos = sub_qos
             queue.enqueue(msg, qos, msg.retain and d.retain_as_published, d.sub_ids)
             n += 1
-        if self.workers is not None:
-            n += self.workers.route(msg, groups, inbound)
+        if self.cluster is not None:
+            n += self.cluster.route(msg, groups, inbound)
         else:
             for group, members in groups:
                 n += self.shared.deliver(msg, group, members)

@@ -168,8 +168,8 @@ class Registry:
         table[filt] = sub
         self.node.router.add(sid, *self._route_key(filt, sub))
         self._persist_subs(sid)
-        if self.node.workers is not None:
-            self.node.workers.subscribed(sid[0], filt, not existed)
+        if self.node.cluster is not None:
+            self.node.cluster.subscribed(sid[0], filt, not existed)
         return not existed
 
     def unsubscribe(self, sid: tuple[str, str], filt: str) -> bool:
@@ -185,8 +185,8 @@ class Registry:
     def _unroute(self, sid: tuple[str, str], filt: str) -> None:
         plain, group = split_filter(filt)
         self.node.router.remove(sid, plain, group)
-        if self.node.workers is not None:
-            self.node.workers.unsubscribed(sid[0], filt)
+        if self.node.cluster is not None:
+            self.node.cluster.unsubscribed(sid[0], filt)
 
     def _persist_subs(self, sid: tuple[str, str]) -> None:
         if sid in self.sessions:

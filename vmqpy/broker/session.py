@@ -186,7 +186,7 @@ class Session:
         node = self.node
         raw = self._raw
         if (node.hooks.may_block or raw is None or not self.connected or self.throttle is not None
-                or node.workers is not None):
+                or node.cluster is not None):
             readers.spawn(_STEP, self)
             return
         handover = None
@@ -282,8 +282,8 @@ class Session:
         owner = None
         if owns:
             dispatcher.owner = owner = getcurrent()
-        if node.workers is not None:
-            self._losses = node.workers.links.losses  # the acks need no loss between workers from here on
+        if node.cluster is not None:
+            self._losses = node.cluster.links.losses  # the acks need no loss between workers from here on
         try:
             publishes = 0
             for p in packets:
@@ -338,7 +338,7 @@ class Session:
         if node.msg_store.pending():
             node.msg_store.flush()
         node.dispatcher.flush()
-        links = node.workers.links if node.workers is not None else None
+        links = node.cluster.links if node.cluster is not None else None
         backed_up = links is not None and links.flush()  # what this batch forwarded to other workers
         if self._acks:
             if links is not None and not links.confirm(self._losses):

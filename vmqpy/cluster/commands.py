@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 # Answered by worker 0 alone: every worker holds the same (retained messages, config, plugins,
 # webhooks), or only worker 0 has it (API keys live with the HTTP listeners, in worker 0).
-FIRST_ONLY = [("retain", "show"), ("api-key",), ("cluster", "show"), ("show",), ("webhooks", "show"),
-              ("plugin", "show")]
+FIRST_ONLY = [("retain", "show"), ("api-key",), ("cluster", "show"), ("cluster", "join"), ("show",),
+              ("webhooks", "show"), ("plugin", "show")]
 # Tables whose rows are combined over the workers: the named columns are combined (metrics.combine)
 # among rows that agree on every other column; None: one row, every column combined.
 COMBINED: dict[tuple[str, ...], tuple[str, ...] | None] = {

@@ -1,19 +1,25 @@
-"""Links between the worker processes of one node (nr_of_workers > 1; docs/workers.md).
+"""Links between processes: the workers of one node and the nodes of a cluster (docs/cluster.md).
 
-Every worker listens on its own unix socket. Worker K dials every other worker
-J once and writes to J only on that connection, so each ordered pair of
-workers has one ordered stream: what K forwards to J arrives in the order K
-sent it (MQTT ordering per publisher -> subscriber pair). J never writes on a
-connection it accepted, except to answer an RPC (`ask`: the parent's admin
-commands, worker 0 gathering the node's figures for HTTP, $SYS and Graphite).
+Every process is an endpoint, named `NODENAME/K` (worker K of node NODENAME;
+a single-process node is worker 0). Each endpoint dials every other endpoint
+once and writes to it only on that connection, so each ordered pair has one
+ordered stream: what K forwards to J arrives in the order K sent it (MQTT
+ordering per publisher -> subscriber pair). J never writes on a connection it
+accepted, except to answer an RPC (`ask`: the parent's admin commands, worker
+0 gathering the node's figures for HTTP, $SYS and Graphite).
 
-A stream carries frames: a 4-byte length and a marshal'ed list of records
-(tuples whose first item is one of the T_* codes; a T_FRAMES run is a list
-that grows while it is the last record queued). Records queued during one
-loop turn leave in one frame and one write (DESIGN §3). A connection handed
-over to its owner travels as a frame of its own, its fd attached with
-SCM_RIGHTS; the receiver keeps received fds in arrival order and takes one per
-T_HANDOFF record.
+Two transports carry the same records (wire.py): a unix socket between the
+workers of one node (marshal), TCP between nodes (msgpack, size-capped, after
+an HMAC proof of the cookie both ways). A node's workers share its one
+cluster port: the worker that accepts a TCP link hands it, authenticated,
+to the worker it is for (T_LINK, the fd passed like a connection).
+
+A stream carries frames: a 4-byte length and a list of records (tuples whose
+first item is one of the T_* codes; a T_FRAMES run is a list that grows while
+it is the last record queued). Records queued during one loop turn leave in
+one frame and one write (DESIGN §3). A connection handed over to its owner
+travels as a frame of its own, its fd attached with SCM_RIGHTS; the receiver
+keeps received fds in arrival order and takes one per T_HANDOFF or T_LINK.
 
 `barrier()` waits until every connected peer has processed everything this
 worker sent before it, and this worker has received everything the peers
@@ -29,7 +35,6 @@ from __future__ import annotations
 
 import array
 import logging
-import marshal
 import os
 import socket
 import time
@@ -39,12 +44,25 @@ from collections.abc import Callable
 import gevent
 from gevent.event import Event
 
+from vmqpy.cluster.wire import (
+    MAX_TCP_FRAME,
+    FrameReader,
+    WireError,
+    accept_handshake,
+    dial_handshake,
+    loads_msgpack,
+    pack_marshal,
+    pack_msgpack,
+)
+
 log = logging.getLogger(__name__)
 
 (T_HELLO, T_SUBS, T_SUB, T_UNSUB, T_PUB, T_RETAIN, T_PING, T_PONG, T_HANDOFF, T_RPC, T_STATS,
- T_RECOUNT, T_FRAMES) = range(13)
+ T_RECOUNT, T_FRAMES, T_LINK, T_META) = range(15)
 RPC_KINDS = (T_RPC, T_STATS)  # what an RPC connection may ask: an admin command, the ops figures
-PARENT = -1  # the index an RPC caller (the parent, or worker 0 gathering) says hello with
+# What another node may send: no fds, no RPCs, nothing about this node's own processes.
+TCP_KINDS = frozenset((T_SUBS, T_SUB, T_UNSUB, T_PUB, T_RETAIN, T_PING, T_PONG, T_FRAMES, T_META))
+PARENT = "parent"  # the id an RPC caller (the parent, or worker 0 gathering) says hello with
 RECV_SIZE = 1 << 20
 LINK_BUFFER = 4 << 20  # SO_SNDBUF of a link (the kernel caps it at net.core.wmem_max): what one
                        # wake-up of a busy receiver takes in, so a saturated worker still drains it
@@ -53,48 +71,69 @@ RUN_MAX = 256  # frames per T_FRAMES run: below max_online_messages, so a run is
 DIAL_BACKOFF = (0.02, 0.5)
 CONFIRM_TIMEOUT = 30.0  # a peer this slow to store forwarded QoS 1/2 publishes counts as gone
 BACKLOG_MAX = 100_000  # records kept for a peer while it is down (restarting)
+TCP_DIAL_BACKOFF = (0.1, 2.0)
+TCP_CONNECT_TIMEOUT = 3.0
+HELLO_TIMEOUT = 5.0  # from accept to the hello: the cookie proven and the target named
+HELLO_MAX = 4096
+pack = pack_marshal
 
 
-def pack(records: list) -> bytes:
-    body = marshal.dumps(records)
-    return len(body).to_bytes(4, "big") + body
+class UnixTransport:
+    """To another worker of this node: its link socket."""
+
+    local = True
+    pack = staticmethod(pack_marshal)
+    backoff = DIAL_BACKOFF
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def dial(self) -> socket.socket | None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LINK_BUFFER)
+        try:
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            return None
+        return sock
 
 
-class FrameReader:
-    """Splits a byte stream into record lists; keeps a partial frame as chunks (no quadratic joins)."""
+class TcpTransport:
+    """To an endpoint of another node: its node's cluster port, the cookie proven both ways."""
 
-    __slots__ = ("_chunks", "_have", "_need")
+    local = False
+    pack = staticmethod(pack_msgpack)
+    backoff = TCP_DIAL_BACKOFF
 
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-        self._have = 0
-        self._need = 4
+    def __init__(self, host: str, port: int, cookie: str) -> None:
+        self.host = host
+        self.port = port
+        self.cookie = cookie
+        self.failure: str | None = None  # the last dial error, logged once until a dial succeeds
 
-    def feed(self, data: bytes) -> list[list]:
-        if self._chunks:
-            self._chunks.append(data)
-            self._have += len(data)
-            if self._have < self._need:
-                return []
-            data = b"".join(self._chunks)
-            self._chunks = []
-        out = []
-        view = memoryview(data)
-        n = len(data)
-        i = 0
-        need = 4
-        while n - i >= 4:
-            end = i + 4 + int.from_bytes(view[i:i + 4], "big")
-            if end > n:
-                need = end - i
-                break
-            out.append(marshal.loads(view[i + 4:end]))
-            i = end
-        if i < n:
-            self._chunks = [data[i:]]
-            self._have = n - i
-            self._need = max(need, 4)
-        return out
+    def dial(self) -> socket.socket | None:
+        try:
+            sock = socket.create_connection((self.host, self.port), TCP_CONNECT_TIMEOUT)
+        except OSError as e:
+            return self._failed(f"cannot connect: {e.strerror or e}")
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LINK_BUFFER)
+            dial_handshake(sock, self.cookie)
+        except (OSError, WireError) as e:
+            sock.close()
+            return self._failed(str(e))
+        if self.failure is not None:
+            log.info("cluster link to %s:%s up again", self.host, self.port)
+        self.failure = None
+        return sock
+
+    def _failed(self, why: str) -> None:
+        if why != self.failure:
+            log.warning("cluster link to %s:%s: %s", self.host, self.port, why)
+        self.failure = why
+        return None
 
 
 def ask(path: str, record: tuple, timeout: float = 30.0) -> object:
@@ -103,7 +142,7 @@ def ask(path: str, record: tuple, timeout: float = 30.0) -> object:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(path)
-        s.sendall(pack([(T_HELLO, PARENT), record]))
+        s.sendall(pack([(T_HELLO, PARENT, None), record]))
         reader = FrameReader()
         while True:
             data = s.recv(RECV_SIZE)
@@ -120,12 +159,14 @@ def request(path: str, argv: list[str], timeout: float = 30.0) -> tuple:
 
 
 class Peer:
-    """The outgoing stream to one other worker: dial, sync, then write batches."""
+    """The outgoing stream to one other endpoint: dial, sync, then write batches."""
 
-    def __init__(self, links: Links, index: int, path: str) -> None:
+    def __init__(self, links: Links, pid: str, transport: UnixTransport | TcpTransport) -> None:
         self.links = links
-        self.index = index
-        self.path = path
+        self.pid = pid
+        self.transport = transport
+        self.local = transport.local
+        self._pack = transport.pack
         self.up = False
         self.up_event = Event()
         self.records: list = []
@@ -138,6 +179,7 @@ class Peer:
         self._rest = b""    # what the socket did not take of a flush, for the writer
         self._sock: socket.socket | None = None
         self._greenlet: gevent.Greenlet | None = None
+        self.bytes_sent = 0
 
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._run)
@@ -162,8 +204,10 @@ class Peer:
                 return
             if not self._overflowed:  # logged once while down, not per record
                 self._overflowed = True
-                log.error("worker %d is down and %d records wait for it: dropping more", self.index, BACKLOG_MAX)
+                log.error("%s is down and %d records wait for it: dropping more", self.pid, BACKLOG_MAX)
             self.links.lost()  # the publishers waiting for confirm() must not ack
+        elif record[0] == T_PUB or record[0] == T_FRAMES:
+            self.links.dropped += 1
 
     def flush(self) -> None:
         """Write the queued records now, at the end of a batch, as far as the socket takes them
@@ -171,8 +215,9 @@ class Peer:
         turn later. The writer greenlet sends the rest."""
         if not self.records or self._busy or self._rest or self._sock is None:
             return
-        data = pack(self.records)
+        data = self._pack(self.records)
         self.records = []
+        self.bytes_sent += len(data)
         try:
             sent = self._sock.send(data, 0, 0.0)
         except BlockingIOError:
@@ -204,31 +249,37 @@ class Peer:
 
     def handoff(self, record: tuple, fd: int) -> None:
         """Pass an accepted connection's fd with `record`; the peer owns it from now on (we close ours)."""
-        self.handoffs.append((pack([record]), fd))
+        self.handoffs.append((self._pack([record]), fd))
         if not self._armed:
             self._armed = True
             self._wake.set()
 
     # -- the writer greenlet ------------------------------------------------
     def _run(self) -> None:
-        delay = DIAL_BACKOFF[0]
+        delay, most = self.transport.backoff
         while True:
-            sock = self._dial()
+            sock = self.transport.dial()
             if sock is None:
                 gevent.sleep(delay)  # the peer is (re)starting: its socket is not there yet
-                delay = min(delay * 2, DIAL_BACKOFF[1])
+                delay = min(delay * 2, most)
                 continue
-            delay = DIAL_BACKOFF[0]
+            delay = self.transport.backoff[0]
             self._sock = sock
+            try:  # the hello goes alone, so the acceptor can read it with a small cap (_serve_tcp)
+                sock.sendall(self._pack([(T_HELLO, self.links.me, self.pid)]))
+            except OSError:
+                self._close()
+                gevent.sleep(delay)
+                continue
             # Sync first, then live records: built and queued in this same turn, so nothing is missed.
-            self.records = [(T_HELLO, self.links.index), *self.links.sync_records(self.index), *self.backlog]
+            self.records = [*self.links.sync_records(self.pid), *self.backlog]
             self.backlog = []
             self._overflowed = False
             self.up = True
             self.up_event.set()
             self._armed = True
             self._wake.set()
-            self.links.check_synced()
+            self.links.peer_up(self.pid)
             watcher = gevent.spawn(self._watch, sock)
             try:
                 self._write_loop(sock)
@@ -237,16 +288,6 @@ class Peer:
             finally:
                 watcher.kill(block=False)
                 self._down()
-
-    def _dial(self) -> socket.socket | None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LINK_BUFFER)
-        try:
-            sock.connect(self.path)
-        except OSError:
-            sock.close()
-            return None
-        return sock
 
     def _write_loop(self, sock: socket.socket) -> None:
         while self.up:
@@ -260,7 +301,9 @@ class Peer:
                     sock.sendall(rest)
                 if self.records:
                     batch, self.records = self.records, []
-                    sock.sendall(pack(batch))
+                    data = self._pack(batch)
+                    self.bytes_sent += len(data)
+                    sock.sendall(data)
                 while self.handoffs:
                     frame, fd = self.handoffs.popleft()
                     try:
@@ -293,7 +336,7 @@ class Peer:
         self._close()
         self.links.check_drained()
         if was_up:
-            self.links.peer_down(self.index)
+            self.links.peer_down(self.pid)
 
     def _close(self) -> None:
         if self._sock is not None:
@@ -302,29 +345,39 @@ class Peer:
 
 
 class Links:
-    """This worker's side of the mesh: its listening socket, its peers, the barrier."""
+    """This endpoint's side of the mesh: its listening sockets, its peers, the barrier."""
 
-    def __init__(self, index: int, paths: list[str], dispatch: Callable[[int, list, deque], None],
-                 sync_records: Callable[[int], list], rpc: Callable[[tuple], object],
-                 batch_done: Callable[[], None]) -> None:
-        self.index = index
-        self.paths = paths
-        self.dispatch = dispatch          # (from worker, records, received fds)
+    def __init__(self, me: str, paths: list[str], index: int, dispatch: Callable[[str, list, deque], None],
+                 sync_records: Callable[[str], list], rpc: Callable[[tuple], object],
+                 batch_done: Callable[[], None], cookie: str = "") -> None:
+        self.me = me
+        self.index = index                # ours among this node's workers
+        self.paths = paths                # the link socket of each worker of this node
+        self.cookie = cookie
+        self.dispatch = dispatch          # (from endpoint, records, received fds)
         self.sync_records = sync_records  # what a (re)connected peer must learn first
         self.rpc = rpc                    # an RPC_KINDS record -> its answer
         self.batch_done = batch_done      # after each received frame batch (store flush)
-        self.peers: dict[int, Peer] = {k: Peer(self, k, p) for k, p in enumerate(paths) if k != index}
-        self.inbound: set[int] = set()    # workers whose stream to us is connected
-        self.synced = Event()             # every peer connected both ways
+        self.on_peer_up: Callable[[str], None] | None = None
+        self.peers: dict[str, Peer] = {}
+        self.local: set[str] = set()      # the other workers of this node
+        self.inbound: set[str] = set()    # endpoints whose stream to us is connected
+        self.synced = Event()             # every worker of this node connected both ways
         self.drained = Event()            # no link backed up (see flush)
         self.drained.set()
-        self._server: socket.socket | None = None
+        self._servers: list[socket.socket] = []
         self._greenlets: list[gevent.Greenlet] = []
         self._seq = 0
-        self._waiting: dict[int, tuple[Event, set[int], set[int]]] = {}  # seq -> done, to answer, gone
-        self.qos_sent = dict.fromkeys(self.peers, 0)  # QoS 1/2 publishes queued to each peer, ever
-        self._stored = dict.fromkeys(self.peers, 0)   # of those, how many the peer confirmed stored
+        self._waiting: dict[int, tuple[Event, set[str], set[str]]] = {}  # seq -> done, to answer, gone
+        self.qos_sent: dict[str, int] = {}  # QoS 1/2 publishes queued to each peer, ever
+        self._stored: dict[str, int] = {}   # of those, how many the peer confirmed stored
         self.losses = 0  # times queued records may have been lost: a peer went down, a backlog overflowed
+        self.dropped = 0   # QoS 0 publishes not forwarded to a peer that was down
+        self.bytes_received = 0
+        self.refused = 0   # cluster connections refused (cookie, garbage, oversized frame)
+
+    def worker_id(self, k: int) -> str:
+        return f"{self.me.rpartition('/')[0]}/{k}"
 
     # -- lifecycle ----------------------------------------------------------
     def listen(self) -> None:
@@ -340,39 +393,72 @@ class Links:
         finally:
             os.umask(old_umask)
         server.listen(64)
-        self._server = server
-        self._greenlets.append(gevent.spawn(self._accept_loop, server))
+        self._servers.append(server)
+        self._greenlets.append(gevent.spawn(self._accept_loop, server, self._serve))
+
+    def listen_tcp(self, server: socket.socket) -> None:
+        """Accept other nodes' links on the cluster port (shared by this node's workers)."""
+        self._servers.append(server)
+        self._greenlets.append(gevent.spawn(self._accept_loop, server, self._serve_tcp))
 
     def connect(self) -> None:
-        for peer in self.peers.values():
-            peer.start()
+        for k, path in enumerate(self.paths):
+            if k != self.index:
+                self.add_peer(self.worker_id(k), UnixTransport(path))
         self.check_synced()
+
+    def add_peer(self, pid: str, transport: UnixTransport | TcpTransport) -> None:
+        if pid in self.peers or pid == self.me:
+            return
+        peer = self.peers[pid] = Peer(self, pid, transport)
+        if transport.local:
+            self.local.add(pid)
+        self.qos_sent.setdefault(pid, 0)
+        self._stored.setdefault(pid, 0)
+        peer.start()
+
+    def remove_peer(self, pid: str) -> None:
+        """An endpoint of a node that left: no stream to it any more, nothing waits for it."""
+        peer = self.peers.pop(pid, None)
+        if peer is None:
+            return
+        peer.stop()
+        self.local.discard(pid)
+        self.qos_sent.pop(pid, None)
+        self._stored.pop(pid, None)
+        self.peer_down(pid)
 
     def stop(self) -> None:
         for peer in self.peers.values():
             peer.stop()
         for g in self._greenlets:
             g.kill(block=False)
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        for server in self._servers:
+            server.close()
+        self._servers = []
 
     def complete(self) -> bool:
-        """Every stream up: ours to each peer, and each peer's to us."""
-        return all(p.up for p in self.peers.values()) and self.inbound >= set(self.peers)
+        """Every stream between this node's workers up: ours to each, and each one's to us."""
+        return all(self.peers[k].up for k in self.local) and self.inbound >= self.local
 
     def check_synced(self) -> None:
         if self.complete():
             self.synced.set()
 
+    def peer_up(self, pid: str) -> None:
+        self.check_synced()
+        if self.on_peer_up is not None:
+            self.on_peer_up(pid)
+
     # -- sending ------------------------------------------------------------
-    def broadcast(self, record: tuple) -> None:
-        for peer in self.peers.values():
-            peer.send(record)
+    def broadcast(self, record: tuple, local_only: bool = False) -> None:
+        for pid, peer in self.peers.items():
+            if not local_only or pid in self.local:
+                peer.send(record)
 
     def flush(self) -> bool:
-        """Write what the ending batch queued for other workers (Peer.flush). True if a link is
-        backed up: the caller reads no more until `drained` is set (backpressure, so that a worker
+        """Write what the ending batch queued for other endpoints (Peer.flush). True if a link is
+        backed up: the caller reads no more until `drained` is set (backpressure, so that a peer
         that cannot keep up holds the publishers back instead of growing the sender's memory)."""
         backed_up = False
         for peer in self.peers.values():
@@ -388,7 +474,7 @@ class Links:
         if not self.drained.is_set() and not any(p.backed_up for p in self.peers.values()):
             self.drained.set()
 
-    def barrier(self, timeout: float = 5.0, peers: set[int] | None = None) -> bool:
+    def barrier(self, timeout: float = 5.0, peers: set[str] | None = None) -> bool:
         """Return once every connected peer (or each of `peers`) has answered a ping queued now
         (see module doc). False: one of them was or went down, or did not answer in time."""
         up = {k for k, p in self.peers.items() if p.up and (peers is None or k in peers)}
@@ -404,7 +490,7 @@ class Links:
             self.peers[k].send((T_PING, seq))
         answered = done.wait(timeout)
         if not answered:
-            log.warning("workers %s did not answer a barrier within %ss", sorted(up), timeout)
+            log.warning("%s did not answer a barrier within %ss", sorted(up), timeout)
         self._waiting.pop(seq, None)
         return answered and not gone
 
@@ -420,23 +506,25 @@ class Links:
             return True
         deadline = time.monotonic() + timeout
         for k in due:
-            if not self.peers[k].up_event.wait(max(0.0, deadline - time.monotonic())):
+            peer = self.peers.get(k)
+            if peer is None or not peer.up_event.wait(max(0.0, deadline - time.monotonic())):
                 return False
         if not self.barrier(max(0.0, deadline - time.monotonic()), set(due)) or self.losses != losses:
             return False
         for k, n in due.items():
-            self._stored[k] = max(self._stored[k], n)
+            if k in self._stored:
+                self._stored[k] = max(self._stored[k], n)
         return True
 
     def lost(self) -> None:
         """Records queued for a peer may not reach it: every batch running now fails its confirm."""
         self.losses += 1
 
-    def _ponged(self, k: int, seq: int) -> None:
+    def _ponged(self, k: str, seq: int) -> None:
         for s in [s for s in self._waiting if s <= seq]:
             self._release(s, k)
 
-    def _release(self, seq: int, k: int, down: bool = False) -> None:
+    def _release(self, seq: int, k: str, down: bool = False) -> None:
         done, pending, gone = self._waiting[seq]
         if k in pending and down:
             gone.add(k)
@@ -445,38 +533,88 @@ class Links:
             done.set()
             del self._waiting[seq]
 
-    def peer_down(self, k: int) -> None:
+    def peer_down(self, k: str) -> None:
         self.lost()  # what was written to it and not yet confirmed may be gone with it
         for s in list(self._waiting):
             self._release(s, k, down=True)
 
     # -- receiving ----------------------------------------------------------
-    def _accept_loop(self, server: socket.socket) -> None:
+    def _accept_loop(self, server: socket.socket, serve: Callable) -> None:
         while True:
-            conn, _ = server.accept()
-            self._greenlets.append(gevent.spawn(self._serve, conn))
+            try:
+                conn, addr = server.accept()
+            except OSError:
+                return  # closed by stop()
+            self._greenlets.append(gevent.spawn(serve, conn, addr))
             self._greenlets = [g for g in self._greenlets if not g.dead]
 
-    def _serve(self, conn: socket.socket) -> None:
-        reader = FrameReader()
+    def _serve_tcp(self, conn: socket.socket, addr) -> None:
+        """A link from another node: the cookie proven, then a hello naming the endpoint it is for;
+        ours, or handed (fd and bytes read) to the worker of this node it names."""
+        try:
+            with gevent.Timeout(HELLO_TIMEOUT, WireError("no hello in time")):
+                accept_handshake(conn, self.cookie)
+                data = b""
+                reader = FrameReader(loads_msgpack, HELLO_MAX)  # the hello is a frame of its own
+                frames: list = []
+                while not frames:
+                    chunk = conn.recv(RECV_SIZE)
+                    if not chunk:
+                        raise WireError("closed before its hello")
+                    data += chunk
+                    frames = reader.feed(chunk)
+            target = _hello(frames[0])[1]
+        except (OSError, WireError) as e:
+            self._refuse(conn, addr, e)
+            return
+        if target == self.me:
+            self._serve(conn, addr, data, tcp=True)
+        elif target in self.local and self.peers[target].up:
+            self.peers[target].handoff((T_LINK, data, tuple(addr[:2])), conn.detach())
+        else:
+            self._refuse(conn, addr, f"no endpoint {target!r} here")
+
+    def adopt_tcp(self, fd: int, preread: bytes, addr: tuple) -> None:
+        """A TCP link the worker that accepted it handed to us (see _serve_tcp)."""
+        from gevent import socket as gsocket
+
+        conn = gsocket.socket(fileno=fd)
+        self._greenlets.append(gevent.spawn(self._serve, conn, addr, preread, True))
+
+    def _refuse(self, conn: socket.socket, addr, why) -> None:
+        self.refused += 1
+        log.warning("cluster connection from %s refused: %s", _addr(addr), why)
+        conn.close()
+
+    def _serve(self, conn: socket.socket, addr=None, preread: bytes = b"", tcp: bool = False) -> None:
+        reader = FrameReader(loads_msgpack, MAX_TCP_FRAME) if tcp else FrameReader()
         fds: deque[int] = deque()
-        peer: int | None = None
+        peer: str | None = None
+        data = preread
         try:
             while True:
-                data, anc, _flags, _addr = conn.recvmsg(RECV_SIZE, socket.CMSG_SPACE(MAX_FDS * 4))
-                for level, kind, payload in anc:
-                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                        fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
                 if not data:
-                    return
-                pings: list[int] = []
-                for records in reader.feed(data):
+                    data, anc, _flags, _sender = conn.recvmsg(RECV_SIZE, 0 if tcp else socket.CMSG_SPACE(MAX_FDS * 4))
+                    for level, kind, payload in anc:
+                        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                            fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
+                    if not data:
+                        return
+                if tcp:
+                    self.bytes_received += len(data)
+                pings: list[str] = []
+                frames, data = reader.feed(data), b""
+                for records in frames:
                     if peer is None:
-                        peer = records[0][1]
-                        if peer == PARENT:
+                        peer = _hello(records)[0]
+                        if peer == PARENT and not tcp:
                             return self._serve_rpc(conn, records[1:])
                         self.inbound.add(peer)
                         records = records[1:]
+                        if not records:
+                            continue
+                    if tcp and any(r[0] not in TCP_KINDS for r in records):
+                        raise WireError("a record kind other nodes may not send")
                     self._handle(peer, records, fds, pings)
                 self.batch_done()
                 if pings and (answer := self.peers.get(peer)) is not None:
@@ -486,15 +624,20 @@ class Links:
                     self.check_synced()
         except OSError:
             pass
+        except (WireError, ValueError, TypeError, KeyError, IndexError) as e:
+            # a peer that breaks the protocol loses its link, never the node
+            self.refused += 1
+            log.error("cluster link from %s (%s) closed: %s", peer, _addr(addr), e)
         finally:
             conn.close()
             for fd in fds:
                 os.close(fd)
             if peer is not None and peer != PARENT:
                 self.inbound.discard(peer)  # its filters stay: what is routed to it meanwhile waits (Peer.send)
-                self.synced.clear()
+                if peer in self.local:
+                    self.synced.clear()
 
-    def _handle(self, peer: int, records: list, fds: deque, pings: list[int]) -> None:
+    def _handle(self, peer: str, records: list, fds: deque, pings: list[int]) -> None:
         """Apply records in order; the seqs of pings to answer go to `pings`."""
         start = 0
         for i, rec in enumerate(records):
@@ -514,3 +657,18 @@ class Links:
         for rec in records:
             if rec[0] in RPC_KINDS:
                 conn.sendall(pack([self.rpc(rec)]))
+
+
+def _hello(records: list) -> tuple[str, str | None]:
+    """(from, to) of a stream's first record."""
+    first = records[0] if records else None
+    if (not isinstance(first, tuple | list) or len(first) != 3 or first[0] != T_HELLO
+            or not isinstance(first[1], str)):
+        raise WireError("the first record is not a hello")
+    return first[1], first[2]
+
+
+def _addr(addr) -> str:
+    if isinstance(addr, tuple | list) and len(addr) >= 2:
+        return f"{addr[0]}:{addr[1]}"
+    return str(addr or "a local worker")

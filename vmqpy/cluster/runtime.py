@@ -1,4 +1,4 @@
-"""One worker's view of the others (`node.workers` when nr_of_workers > 1; docs/workers.md).
+"""One worker's view of the others (`node.cluster` when nr_of_workers > 1; docs/workers.md).
 
 - Subscriptions: every worker tells the others which (mountpoint, filter) it
   has local subscribers for (once per filter, not per subscriber, as DESIGN
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.event import Event
 
+from vmqpy.broker.listeners import ListenerError
 from vmqpy.broker.message import Msg
 from vmqpy.broker.preread import PrereadSocket
 from vmqpy.broker.registry import split_filter
@@ -35,6 +36,7 @@ from vmqpy.broker.retain import PREFIX as RETAIN_PREFIX
 from vmqpy.broker.router import Router, Subscription
 from vmqpy.cluster import links as iw
 from vmqpy.cluster.accept import owner, read_connect
+from vmqpy.cluster.membership import Membership
 from vmqpy.mqtt.codec import Decoder
 
 if TYPE_CHECKING:
@@ -60,12 +62,14 @@ class WorkerRuntime:
         self.listen_fds = listen_fds
         self.connections = connections                    # the node's connections per listener
         self._recounting: Event | None = None
-        self.links = iw.Links(index, link_paths, self._dispatch, self._sync_records, self._rpc,
-                              self._batch_done)
+        self.me = f"{node.name}/{index}"
+        self.links = iw.Links(self.me, link_paths, index, self._dispatch, self._sync_records, self._rpc,
+                              self._batch_done, node.config["distributed_cookie"])
         self.local: dict[tuple[str, str], int] = {}      # (mountpoint, filter) -> local subscribers
-        self.remote = Router()                            # subscriber ids: (mountpoint, str(worker))
-        self.remote_filters: dict[int, set[tuple[str, str]]] = {}
-        self._targets: dict[tuple[str, str], tuple[tuple[int, ...], dict[str, list[int]]]] = {}
+        self.remote = Router()                            # subscriber ids: (mountpoint, endpoint)
+        self.remote_filters: dict[str, set[tuple[str, str]]] = {}
+        self._targets: dict[tuple[str, str], tuple[tuple[str, ...], dict[str, list[str]]]] = {}
+        self.members = Membership(self)
         node.retain.owns = self.owns_topic
         for sid, table in node.registry.subscriptions.items():
             for filt in table:
@@ -75,12 +79,39 @@ class WorkerRuntime:
     # -- lifecycle ----------------------------------------------------------
     def start_links(self) -> None:
         self.links.listen()
+        server = self._cluster_socket()
+        if server is not None:
+            self.links.listen_tcp(server)
         self.links.connect()
+        self.members.start()
+
+    def _cluster_socket(self) -> socket.socket | None:
+        """The cluster listener: the parent's socket (shared by the workers), or bound here."""
+        from gevent import socket as gsocket
+
+        spec = next((s for s in self.node.config.listeners if s.kind == "vmq"), None)
+        if spec is None:
+            return None
+        fd = self.listen_fds.get(f"vmq.{spec.name}")
+        if fd is not None:
+            return gsocket.socket(fileno=os.dup(fd))
+        sock = gsocket.socket(gsocket.AF_INET6 if ":" in spec.host else gsocket.AF_INET, gsocket.SOCK_STREAM)
+        sock.setsockopt(gsocket.SOL_SOCKET, gsocket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((spec.host, spec.port))
+        except OSError as e:
+            sock.close()
+            raise ListenerError(f"listener vmq.{spec.name} on {spec.host}:{spec.port}: {e.strerror or e}") from e
+        sock.listen(128)
+        log.info("cluster listener vmq.%s on %s:%s started", spec.name, spec.host, spec.port)
+        return sock
 
     def wait_synced(self, timeout: float) -> bool:
         return self.links.synced.wait(timeout)
 
     def stop(self) -> None:
+        self.members.stop()
+        self.links.flush()
         self.links.stop()
 
     @property
@@ -107,7 +138,7 @@ class WorkerRuntime:
         target = owner(mountpoint, client_id, self.count) if client_id else self.index
         if target == self.index:
             return self._admit(listener, PrereadSocket.wrap(sock, data), addr)
-        peer = self.links.peers[target]
+        peer = self.links.peers[self.links.worker_id(target)]
         if not peer.up and not peer.up_event.wait(HANDOFF_WAIT):
             sock.close()  # its owner is restarting: the client reconnects
             return None
@@ -141,8 +172,9 @@ class WorkerRuntime:
             return
         self._recounting = done = Event()
         try:
-            self.links.broadcast((iw.T_RECOUNT,))
-            self.links.barrier()  # each worker handles T_RECOUNT before answering the barrier's ping
+            self.links.broadcast((iw.T_RECOUNT,), local_only=True)
+            # each worker handles T_RECOUNT before answering the barrier's ping
+            self.links.barrier(peers={k for k in self.links.local if self.links.peers[k].up})
         finally:
             self._recounting = None
             done.set()
@@ -182,20 +214,20 @@ class WorkerRuntime:
             del self.local[key]
             self.links.broadcast((iw.T_UNSUB, mountpoint, filt))
 
-    def _remote_add(self, k: int, mountpoint: str, filt: str) -> None:
+    def _remote_add(self, k: str, mountpoint: str, filt: str) -> None:
         self.remote_filters.setdefault(k, set()).add((mountpoint, filt))
         plain, group = split_filter(filt)
-        self.remote.add((mountpoint, str(k)), plain, _ANY, group)
+        self.remote.add((mountpoint, k), plain, _ANY, group)
         self._targets.clear()
 
-    def _remote_remove(self, k: int, mountpoint: str, filt: str) -> None:
+    def _remote_remove(self, k: str, mountpoint: str, filt: str) -> None:
         self.remote_filters.get(k, set()).discard((mountpoint, filt))
         plain, group = split_filter(filt)
-        self.remote.remove((mountpoint, str(k)), plain, group)
+        self.remote.remove((mountpoint, k), plain, group)
         self._targets.clear()
 
-    def _forget_remote(self, k: int) -> None:
-        """Worker k sent its full state (it (re)started): what it said before no longer holds."""
+    def forget_remote(self, k: str) -> None:
+        """Endpoint k sent its full state (it (re)started) or left: what it said before no longer holds."""
         for mountpoint, filt in list(self.remote_filters.get(k, ())):
             self._remote_remove(k, mountpoint, filt)
 
@@ -212,7 +244,7 @@ class WorkerRuntime:
             targets = self._targets[key] = self._match_remote(*key)
         plain, remote_groups = targets
         n = 0
-        chosen: dict[int, list[str]] = {}
+        chosen: dict[str, list[str]] = {}
         if groups or remote_groups:
             n = self._pick_shared(msg, groups, remote_groups, chosen)
         if not plain and not chosen:
@@ -239,15 +271,15 @@ class WorkerRuntime:
         self.node.metrics.counters["router_matches_remote"] += sent
         return n
 
-    def _match_remote(self, mountpoint: str, topic: str) -> tuple[tuple[int, ...], dict[str, list[int]]]:
+    def _match_remote(self, mountpoint: str, topic: str) -> tuple[tuple[str, ...], dict[str, list[str]]]:
         deliveries, groups = self.remote.match(mountpoint, topic)
-        by_group: dict[str, list[int]] = {}
+        by_group: dict[str, list[str]] = {}
         for name, members in groups:
-            by_group.setdefault(name, []).extend(int(sid[1]) for sid in members)
-        return tuple(sorted({int(d.sid[1]) for d in deliveries})), by_group
+            by_group.setdefault(name, []).extend(sid[1] for sid in members)
+        return tuple(sorted({d.sid[1] for d in deliveries})), by_group
 
-    def _pick_shared(self, msg: Msg, groups: list, remote_groups: dict[str, list[int]],
-                     chosen: dict[int, list[str]]) -> int:
+    def _pick_shared(self, msg: Msg, groups: list, remote_groups: dict[str, list[str]],
+                     chosen: dict[str, list[str]]) -> int:
         """One target per group: a local member or one worker with members. Local deliveries made."""
         local = _merge_groups(groups)
         policy = self.node.config["shared_subscription_policy"]
@@ -256,7 +288,7 @@ class WorkerRuntime:
         n = 0
         for name in {*local, *remote_groups}:
             members = local.get(name)
-            remote = [k for k in remote_groups.get(name, ()) if peers[k].up]
+            remote = [k for k in remote_groups.get(name, ()) if (p := peers.get(k)) is not None and p.up]
             here = members is not None and (
                 policy == "local_only" or not remote
                 or (policy == "prefer_local" and any((q := queues.get(s)) is not None and q.online
@@ -281,15 +313,15 @@ class WorkerRuntime:
     def owns_topic(self, mountpoint: str, topic: str) -> bool:
         return owner(mountpoint, topic, self.count) == self.index
 
-    def _sync_records(self, k: int) -> list:
+    def _sync_records(self, k: str) -> list:
         """What worker k learns when our stream to it (re)connects: our filters, our retained messages."""
         records: list = [(iw.T_SUBS, list(self.local))]
         records += [(iw.T_RETAIN, mp, topic, rec["payload"], rec["qos"], rec["properties"], rec["expiry"])
                     for (mp, topic), rec in self.node.metadata.fold(RETAIN_PREFIX)]
-        return records
+        return records + self.members.sync_records()
 
     # -- receiving --------------------------------------------------------------
-    def _dispatch(self, k: int, records: list, fds: deque) -> None:
+    def _dispatch(self, k: str, records: list, fds: deque) -> None:
         node = self.node
         publish = node.publish
         for rec in records:
@@ -307,13 +339,17 @@ class WorkerRuntime:
             elif kind == iw.T_UNSUB:
                 self._remote_remove(k, rec[1], rec[2])
             elif kind == iw.T_SUBS:
-                self._forget_remote(k)
+                self.forget_remote(k)
                 for mountpoint, filt in rec[1]:
                     self._remote_add(k, mountpoint, filt)
             elif kind == iw.T_HANDOFF:
                 self._handed_over(rec[1], rec[2], rec[3], fds.popleft())
             elif kind == iw.T_RECOUNT:
                 self._write_counts()
+            elif kind == iw.T_META:
+                self.members.apply(k, rec[1])
+            elif kind == iw.T_LINK:
+                self.links.adopt_tcp(fds.popleft(), rec[1], rec[2])
 
     def _deliver_frames(self, mountpoint: str, topic: str, sender: tuple, data: bytes, n: int) -> None:
         """A T_FRAMES run: `n` v3 QoS 0 PUBLISH frames of one publisher and topic. Written as they

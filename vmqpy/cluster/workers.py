@@ -133,7 +133,7 @@ class Supervisor:
 
     def _bind_listeners(self) -> None:
         for spec in self.config.listeners:
-            if spec.kind not in MQTT_KINDS:
+            if spec.kind not in MQTT_KINDS and spec.kind != "vmq":  # vmq: other nodes' links
                 continue
             family = socket.AF_INET6 if ":" in spec.host else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -214,7 +214,7 @@ def worker_main(argv: list[str] | None = None) -> int:
 
     from vmqpy import config
     from vmqpy import log as vlog
-    from vmqpy.assembly import node_with_services
+    from vmqpy.assembly import node_with_services, start
     from vmqpy.cluster.runtime import WorkerRuntime
 
     cfg = config.load(args.config)
@@ -227,9 +227,8 @@ def worker_main(argv: list[str] | None = None) -> int:
     control = socket.socket(fileno=args.control)
     table = ConnectionTable(args.connections, args.count, list(listen_fds))
     node = node_with_services(cfg, lambda n: WorkerRuntime(n, args.index, args.count, listen_fds, paths, table))
-    runtime = node.workers
-    runtime.start_links()
-    node.start()
+    runtime = node.cluster
+    start(node)
     runtime.wait_synced(None)
     control.sendall(b"ready\n")
     stop = Event()  # SIGTERM from the parent, or the parent is gone
@@ -237,7 +236,6 @@ def worker_main(argv: list[str] | None = None) -> int:
     gevent.spawn(_follow_parent, control, stop)
     stop.wait()
     node.stop()
-    runtime.stop()
     return 0
 
 

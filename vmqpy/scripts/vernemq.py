@@ -49,8 +49,7 @@ def cmd_console(path: str) -> int:
     monkey.patch_all()
     import gevent
 
-    from vmqpy import log
-    from vmqpy.assembly import node_with_services
+    from vmqpy import assembly, log
     from vmqpy.broker.listeners import ListenerError
     from vmqpy.cluster.partitions import repartition
     from vmqpy.cluster.workers import Supervisor
@@ -73,8 +72,12 @@ def cmd_console(path: str) -> int:
     try:
         try:
             repartition(cfg, cfg["nr_of_workers"])  # the count changed: sessions move to their owners
-            node = node_with_services(cfg) if cfg["nr_of_workers"] == 1 else Supervisor(cfg)  # docs/workers.md
-            node.start()
+            if cfg["nr_of_workers"] == 1:
+                node = assembly.node_with_services(cfg, assembly.single_process_runtime(cfg))
+                assembly.start(node)
+            else:
+                node = Supervisor(cfg)  # docs/workers.md
+                node.start()
         except (ListenerError, StoreError, RuntimeError) as e:
             print(f"Node {cfg['nodename']} failed to start: {e}", file=sys.stderr)
             return 1

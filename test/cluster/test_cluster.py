@@ -1,0 +1,121 @@
+"""A cluster of real nodes (each in its own network namespace when root): join, show, leave,
+cross-node delivery in order without loss or duplicates, retained messages everywhere."""
+
+from __future__ import annotations
+
+import pytest
+from broker import free_port, wait_until
+from netns import cluster_conf
+
+
+@pytest.fixture
+def three(cluster_nodes):
+    return cluster_nodes(3)
+
+
+@pytest.fixture
+def cluster_nodes(mode, hosts, make_node):
+    """Factory: n started nodes with cluster listeners, joined into one cluster through the first."""
+    def make(n: int, conf: dict[str, str] | None = None, workers: int = 1):
+        hs = hosts(n, netns=(mode == "netns"))
+        cport = same_port(hs)
+        nodes = [make_node(h, {**cluster_conf(h, cport), "nr_of_workers": str(workers), **(conf or {})})
+                 for h in hs]
+        for node in nodes[1:]:
+            ok, out = node.admin("cluster", "join", f"discovery-node={nodes[0].nodename}")
+            assert ok, out
+        for node in nodes:
+            wait_until(lambda node=node: running(node) == {m.nodename: "true" for m in nodes}, 15,
+                       f"{node.nodename} to see every node running")
+        return nodes
+
+    return make
+
+
+def same_port(hs) -> int:
+    """One cluster port for every host: a node finds another at NAME@HOST and its own port number, as
+    VerneMQ nodes do. Namespaces have every port free; loopback hosts share the machine's ports."""
+    return 44053 if hs.netns else free_port()
+
+
+def running(node) -> dict[str, str]:
+    return {row["Node"]: row["Running"] for row in node.rows("cluster", "show")}
+
+
+def _subscribe(node, cid, topic, qos):
+    c = node.client(cid)
+    c.connect()
+    c.subscribe(topic, qos)
+    return c
+
+
+def test_join_show_and_leave(three):
+    a, b, c = three
+    ok, out = c.admin("cluster", "leave", f"node={c.nodename}")
+    assert ok, out
+    for node in (a, b):
+        wait_until(lambda node=node: set(running(node)) == {a.nodename, b.nodename}, 15, "c gone from the table")
+    wait_until(lambda: set(running(c)) == {c.nodename}, 15, "c standing alone")
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_cross_node_delivery_in_order_without_loss_or_duplicates(three, qos, cid):
+    a, b, c = three
+    subs = [_subscribe(n, f"{cid}-s{i}", f"{cid}/#", qos) for i, n in enumerate((a, c))]
+    pub = b.client(f"{cid}-p")
+    pub.connect()
+    for i in range(200):
+        pub.publish(f"{cid}/seq", str(i).encode(), qos, wait=qos > 0)
+    for s in subs:
+        got = [int(m.payload) for m in s.expect(200)]
+        assert got == list(range(200))
+        s.expect_none(0.3)
+
+
+def test_subscription_routes_as_soon_as_suback_is_in(three, cid):
+    a, b, _ = three
+    pub = b.client(f"{cid}-p")
+    pub.connect()
+    for i in range(20):
+        sub = _subscribe(a, f"{cid}-s{i}", f"{cid}/t{i}", 1)
+        pub.publish(f"{cid}/t{i}", b"now", 1)  # right after SUBACK, from another node
+        assert sub.expect(1)[0].payload == b"now"
+        sub.disconnect()
+
+
+def test_retained_set_on_one_node_seen_and_cleared_everywhere(three, cid):
+    a, b, c = three
+    pub = a.client(f"{cid}-p")
+    pub.connect()
+    pub.publish(f"{cid}/r", b"kept", 1, retain=True)
+    for i, n in enumerate((b, c)):
+        s = _subscribe(n, f"{cid}-s{i}", f"{cid}/r", 1)
+        assert s.expect(1)[0].payload == b"kept"
+        s.disconnect()
+    wait_until(lambda: any(r.get("topic") == f"{cid}/r" for r in c.rows("retain", "show")), 10, "retain show")
+    pub.publish(f"{cid}/r", b"", 1, retain=True)
+    for n in (b, c):
+        wait_until(lambda n=n: not any(r.get("topic") == f"{cid}/r" for r in n.rows("retain", "show")), 10,
+                   "cleared everywhere")
+
+
+def test_restarted_node_rejoins_without_a_new_join(three, cid):
+    a, b, c = three
+    c.restart(crash=True)
+    wait_until(lambda: running(c) == {n.nodename: "true" for n in three}, 20, "c linked again")
+    sub = _subscribe(c, f"{cid}-s", f"{cid}/t", 1)
+    pub = a.client(f"{cid}-p")
+    pub.connect()
+    pub.publish(f"{cid}/t", b"after restart", 1)
+    assert sub.expect(1)[0].payload == b"after restart"
+
+
+def test_wrong_cookie_cannot_join(mode, hosts, make_node):
+    h = hosts(2, netns=(mode == "netns"))
+    cport = same_port(h)
+    a = make_node(h[0], cluster_conf(h[0], cport, cookie="one"))
+    b = make_node(h[1], cluster_conf(h[1], cport, cookie="two"))
+    ok, out = b.admin("cluster", "join", f"discovery-node={a.nodename}")
+    assert not ok and "did not answer" in out
+    assert set(running(b)) == {b.nodename}
+    wait_until(lambda: "wrong cookie" in a.log_text(), 10, "refusal in a's log")

@@ -1,0 +1,69 @@
+"""vmq-admin cluster show|join|leave, as VerneMQ's vmq_server_cli (docs/cluster.md)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import gevent
+
+from vmqpy.admin.commands import Args, Result, Table, _usage_error, command
+
+if TYPE_CHECKING:
+    from vmqpy.broker.node import Node
+
+COLUMNS = ["Node", "Running"]
+
+
+def _membership(node: Node):
+    return node.cluster.members if node.cluster is not None else None
+
+
+@command("cluster", "show")
+def cluster_show(node: Node, args: Args) -> Result:
+    """Prints cluster information: every member node and whether it is running."""
+    members = _membership(node)
+    if members is None:
+        return True, Table([{"Node": node.name, "Running": True}], COLUMNS)
+    rows = [{"Node": name, "Running": members.running(name)} for name in sorted(members.members())]
+    return True, Table(rows, COLUMNS)
+
+
+@command("cluster", "join")
+def cluster_join(node: Node, args: Args) -> Result:
+    """Join a cluster. The discovery node will be used to find out about the nodes in the cluster.
+
+  cluster join discovery-node=<Node>"""
+    if not args.get("discovery-node"):
+        return _usage_error("cluster join discovery-node=<Node>")
+    members = _membership(node)
+    if members is None:
+        return False, "Error: this node has no cluster listener (listener.vmq.clustering)"
+    why = members.join(args["discovery-node"])
+    return (False, f"Error: {why}") if why else (True, "Done")
+
+
+@command("cluster", "leave")
+def cluster_leave(node: Node, args: Args) -> Result:
+    """Graceful cluster-leave of a cluster node.
+
+  cluster leave node=<Node> [-k | --kill_sessions]
+
+  If <Node> is this node, its MQTT listeners are stopped first, so it takes
+  no new connections; with --kill_sessions its open connections are closed
+  too (their clients reconnect to the other nodes). The node is then removed
+  from the cluster on every member. A node that is offline is just removed."""
+    name = args.get("node")
+    if not name:
+        return _usage_error("cluster leave node=<Node> [-k | --kill_sessions]")
+    members = _membership(node)
+    if members is None:
+        return False, "Error: this node is not in a cluster"
+    if name == node.name:
+        node.listeners.stop_all()
+        if "k" in args.bare or "kill_sessions" in args.bare:
+            for session in list(node.sessions):
+                session.kick(0x8B)  # server shutting down: the client reconnects elsewhere
+            gevent.sleep(0)
+    # With several workers every one stops its listeners; worker 0 alone changes the member list.
+    why = members.leave(name) if node.cluster.index == 0 else None
+    return (False, f"Error: {why}") if why else (True, "Done")

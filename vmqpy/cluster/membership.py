@@ -1,0 +1,201 @@
+"""Cluster membership: which nodes form the cluster, how to reach them, join and leave.
+
+The member list is replicated metadata (replica.py): one object per node,
+`("members", (NODENAME,))` -> {"host", "port", "workers"}, written by worker 0
+of that node when it starts and tombstoned by `cluster leave`. There is no
+master: joining means linking to any member (`cluster join
+discovery-node=N`); the two sides send each other their member objects when
+their streams come up (`sync_records`), and a change learned from a peer is
+passed on to every other peer (flooded: the member list is small and changes
+seldom), so every endpoint of every node learns every member and links to
+each of its endpoints. The list persists with the replica, so a restarted
+node links to its cluster again without a new join.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import TYPE_CHECKING
+
+import gevent
+
+from vmqpy.cluster import links as iw
+from vmqpy.cluster.replica import Replica
+
+if TYPE_CHECKING:
+    from vmqpy.cluster.runtime import WorkerRuntime
+
+log = logging.getLogger(__name__)
+
+MEMBERS = "members"
+JOIN_TIMEOUT = 10.0
+LEAVE_GRACE = 2.0       # a leaving node's endpoints get the tombstone before we drop their links
+EXCHANGE_INTERVAL = 10.0  # anti-entropy rounds: one random peer each time
+
+
+class Membership:
+    def __init__(self, runtime: WorkerRuntime) -> None:
+        self.rt = runtime
+        node = runtime.node
+        self.name: str = node.name
+        self.replica = Replica(runtime.me, node.metadata)
+        self.address = cluster_address(node.config)
+        self._greenlets: list[gevent.Greenlet] = []
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self) -> None:
+        self.replica.subscribe(MEMBERS, self._changed)
+        own = self.replica.get(MEMBERS, (self.name,))
+        if self.rt.index == 0 and self.address is not None and own != self._own_record():
+            self._publish(self.replica.put(MEMBERS, (self.name,), self._own_record()))
+        for (name,), info in list(self.replica.fold(MEMBERS)):
+            if name != self.name:
+                self._link(name, info)
+        self._greenlets.append(gevent.spawn(self._exchange_loop))
+
+    def stop(self) -> None:
+        for g in self._greenlets:
+            g.kill(block=False)
+
+    def _own_record(self) -> dict:
+        host, port = self.address
+        return {"host": host, "port": port, "workers": self.rt.count}
+
+    # -- what the operator sees and does ------------------------------------
+    def members(self) -> dict[str, dict]:
+        found = {name: info for (name,), info in self.replica.fold(MEMBERS)}
+        found.setdefault(self.name, {})
+        return found
+
+    def running(self, name: str) -> bool:
+        """This node, or a node one of whose endpoints we have a stream to."""
+        if name == self.name:
+            return True
+        prefix = f"{name}/"
+        return any(p.up for pid, p in self.rt.links.peers.items() if pid.startswith(prefix))
+
+    def join(self, discovery: str) -> str | None:
+        """Link to `discovery` (NAME@HOST) and wait until it is a member: None, or why not."""
+        if self.address is None:
+            return "this node has no cluster listener (listener.vmq.clustering)"
+        if discovery == self.name:
+            return "a node cannot join itself"
+        name, sep, host = discovery.partition("@")
+        if not sep or not name or not host:
+            return f"invalid node name {discovery!r}: expected NAME@HOST"
+        pid = f"{discovery}/0"
+        known = pid in self.rt.links.peers
+        if not known:
+            self.rt.links.add_peer(pid, self._transport(host, self.address[1]))
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while self.replica.get(MEMBERS, (discovery,)) is None:
+            if time.monotonic() > deadline:
+                if not known and self.replica.get(MEMBERS, (discovery,)) is None:
+                    self.rt.links.remove_peer(pid)
+                return f"node {discovery} did not answer within {JOIN_TIMEOUT:.0f}s"
+            gevent.sleep(0.05)
+        log.info("joined the cluster of %s", discovery)
+        return None
+
+    def leave(self, name: str) -> str | None:
+        """Remove `name` from the cluster: None, or why not."""
+        if name not in self.members():
+            return f"{name} is not a member of this cluster"
+        record = self.replica.delete(MEMBERS, (name,))
+        if record is not None:
+            self._publish(record)
+        return None
+
+    # -- replication ----------------------------------------------------------
+    def sync_records(self) -> list:
+        """What a peer learns first when our stream to it (re)connects: every member object."""
+        return [(iw.T_META, rec) for rec in self.replica.records(MEMBERS)]
+
+    def apply(self, sender: str, record: tuple) -> None:
+        """A member object from `sender`; a change is passed on to every other peer."""
+        if self.replica.apply(record):
+            for pid, peer in self.rt.links.peers.items():
+                if pid != sender:
+                    peer.send((iw.T_META, record))
+
+    def _publish(self, record: tuple) -> None:
+        self.rt.links.broadcast((iw.T_META, record))
+
+    def _changed(self, key: tuple, old: dict | None, new: dict | None) -> None:
+        (name,) = key
+        if name == self.name:
+            if new is None and old is not None:
+                gevent.spawn(self._removed)
+            return
+        if new is None:
+            log.info("node %s left the cluster", name)
+            gevent.spawn(self._unlink_later, name)
+        else:
+            if old is None:
+                log.info("node %s is a member of the cluster", name)
+            elif (old.get("host"), old.get("port"), old.get("workers")) != (new["host"], new["port"],
+                                                                           new["workers"]):
+                self._unlink(name)
+            self._link(name, new)
+
+    def _link(self, name: str, info: dict) -> None:
+        try:
+            host, port, workers = str(info["host"]), int(info["port"]), int(info["workers"])
+        except (KeyError, TypeError, ValueError):
+            log.error("member %s has an unusable address %r", name, info)
+            return
+        for k in range(workers):
+            self.rt.links.add_peer(f"{name}/{k}", self._transport(host, port))
+
+    def _transport(self, host: str, port: int) -> iw.TcpTransport:
+        return iw.TcpTransport(host, port, self.rt.node.config["distributed_cookie"])
+
+    def _unlink(self, name: str) -> None:
+        prefix = f"{name}/"
+        for pid in [p for p in self.rt.links.peers if p.startswith(prefix)]:
+            self.rt.links.remove_peer(pid)
+            self.rt.forget_remote(pid)
+
+    def _unlink_later(self, name: str) -> None:
+        prefix = f"{name}/"
+        ends = {p for p, peer in self.rt.links.peers.items() if p.startswith(prefix) and peer.up}
+        if ends:
+            self.rt.links.barrier(LEAVE_GRACE, ends)  # the tombstone reaches them first
+        if self.replica.get(MEMBERS, (name,)) is None:
+            self._unlink(name)
+
+    def _removed(self) -> None:
+        """This node was made to leave: forget the others (no tombstones: they stay members of
+        their cluster) and stand alone, so a restart does not link to them again."""
+        log.warning("this node was removed from the cluster: standing alone")
+        self.rt.links.barrier(LEAVE_GRACE)
+        for (name,), _ in list(self.replica.fold(MEMBERS)):
+            if name != self.name:
+                self.replica.forget(MEMBERS, (name,))
+                self._unlink(name)
+        if self.rt.index == 0 and self.address is not None:
+            self.replica.put(MEMBERS, (self.name,), self._own_record())
+
+    def _exchange_loop(self) -> None:
+        """Anti-entropy: now and then, send one random peer our digest (see runtime's T_META)."""
+        while True:
+            gevent.sleep(EXCHANGE_INTERVAL * random.uniform(0.5, 1.5))
+            up = [pid for pid, peer in self.rt.links.peers.items() if peer.up]
+            if up:
+                for rec in self.sync_records():
+                    self.rt.links.peers[random.choice(up)].send(rec)
+
+
+def cluster_address(cfg) -> tuple[str, int] | None:
+    """(host, port) other nodes reach us at: the `listener.vmq.clustering` (or first vmq) listener;
+    an unspecified address (0.0.0.0, ::) is replaced by the host part of the node name."""
+    specs = [s for s in cfg.listeners if s.kind == "vmq"]
+    if not specs:
+        return None
+    spec = next((s for s in specs if s.name == "clustering"), specs[0])
+    host = spec.host
+    if host in ("0.0.0.0", "::", ""):
+        host = cfg["nodename"].partition("@")[2]
+    return host, spec.port
