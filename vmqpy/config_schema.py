@@ -463,6 +463,9 @@ KEYS: tuple[Key, ...] = (
     Key("shared_subscription_policy", Enum(("prefer_local", "local_only", "random")), "prefer_local",
         "Which subscriber of a shared subscription gets a message.", runtime=True),
     # cluster
+    Key("ring_creation_size", Int(minimum=1), "64",
+        "Partitions of the ring that picks, for each client id, the node coordinating its registration "
+        "(a power of 2; the same on every node)."),
     Key("remote_enqueue_timeout", MS, "5000",
         "Milliseconds to wait when enqueueing a message in a queue on another node.", runtime=True),
     Key("outgoing_clustering_buffer_size", ByteSize(), "10000",

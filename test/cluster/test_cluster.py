@@ -119,3 +119,75 @@ def test_wrong_cookie_cannot_join(mode, hosts, make_node):
     assert not ok and "did not answer" in out
     assert set(running(b)) == {b.nodename}
     wait_until(lambda: "wrong cookie" in a.log_text(), 10, "refusal in a's log")
+
+
+def test_persistent_session_moves_with_its_offline_messages(cluster_nodes, cid):
+    a, b, c = cluster_nodes(3, {"max_offline_messages": "-1"})
+    sub = a.client(f"{cid}-s", clean=False)
+    sub.connect()
+    sub.subscribe(f"{cid}/q", 1)
+    sub.disconnect()
+    pub = c.client(f"{cid}-p")
+    pub.connect()
+    for i in range(1000):
+        pub.publish(f"{cid}/q", str(i).encode(), 1, wait=False)
+    pub.publish(f"{cid}/q", b"last", 1)  # acked: everything before it is stored on a
+    again = b.client(f"{cid}-s", clean=False)
+    _, flags, _ = again.connect()
+    assert flags.session_present
+    got = [m.payload for m in again.expect(1001, timeout=30)]
+    assert got == [str(i).encode() for i in range(1000)] + [b"last"]
+    again.expect_none(0.3)
+    pub.publish(f"{cid}/q", b"routed to b now", 1)  # the subscription moved with the session
+    assert again.expect(1)[0].payload == b"routed to b now"
+    assert not any(r.get("client_id") == f"{cid}-s" for r in a.rows("session", "show"))
+
+
+def test_same_client_id_on_two_nodes_ends_with_one_session(three, cid):
+    a, b, _ = three
+    first = a.client(cid)
+    first.connect()
+    second = b.client(cid)
+    second.connect()
+    assert first.disconnected.wait(10)  # taken over from the other node
+    wait_until(lambda: [r for n in three for r in n.rows("session", "show", "--client_id")
+                        if r.get("client_id") == cid] == [{"client_id": cid}], 10, "one session left")
+
+
+def test_racing_connects_leave_exactly_one_session(three, cid):
+    import threading
+
+    clients = [n.client(cid) for n in three for _ in range(2)]
+    threads = [threading.Thread(target=c.connect, kwargs={"expect_ok": False}) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wait_until(lambda: sum(r.get("client_id") == cid for n in three for r in n.rows("session", "show",
+                                                                                     "--client_id")) == 1,
+               15, "exactly one session")
+
+
+def test_nodes_with_two_workers_each(cluster_nodes, cid):
+    """Workers and nodes are one mesh: clients on every worker of every node reach each other, and a
+    session moves from a worker of one node to a worker of another."""
+    a, b = cluster_nodes(2, {"max_offline_messages": "-1"}, workers=2)
+    subs = [a.client(f"{cid}-s{i}") for i in range(4)]  # client ids spread over a's two workers
+    for s in subs:
+        s.connect()
+        s.subscribe(f"{cid}/all", 1)
+    pubs = [b.client(f"{cid}-p{i}") for i in range(4)]
+    for i, p in enumerate(pubs):
+        p.connect()
+        p.publish(f"{cid}/all", str(i).encode(), 1)
+    for s in subs:
+        assert sorted(m.payload for m in s.expect(4)) == [b"0", b"1", b"2", b"3"]
+    keep = a.client(f"{cid}-k", clean=False)
+    keep.connect()
+    keep.subscribe(f"{cid}/k", 1)
+    keep.disconnect()
+    for i in range(50):
+        pubs[0].publish(f"{cid}/k", str(i).encode(), 1)
+    moved = b.client(f"{cid}-k", clean=False)
+    assert moved.connect()[1].session_present
+    assert [int(m.payload) for m in moved.expect(50)] == list(range(50))

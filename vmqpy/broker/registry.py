@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import gevent
 
-from vmqpy.broker.queue import Queue, QueueOpts
+from vmqpy.broker.message import Msg
+from vmqpy.broker.queue import RETAIN_FLAG, Queue, QueueOpts
 from vmqpy.broker.router import Subscription
 from vmqpy.mqtt.topic import parse_shared
 
@@ -35,10 +37,26 @@ def split_filter(filt: str) -> tuple[str, str | None]:
     return (shared[1], shared[0]) if shared else (filt, None)
 
 
+class Forwarding:
+    """Where a queue was, while the session moves to another node: what is routed here for it
+    goes there (`send(msg, qos, retain)`) until the new node routes its subscriptions itself."""
+
+    __slots__ = ("send",)
+    online = False
+    sessions: tuple = ()
+
+    def __init__(self, send: Callable[[Msg, int, bool], None]) -> None:
+        self.send = send
+
+    def enqueue(self, msg: Msg, qos: int, retain: bool, sub_ids: tuple = (), group: str | None = None) -> None:
+        self.send(msg, qos, retain)
+
+
 class Registry:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.queues: dict[tuple[str, str], Queue] = {}
+        self.moved: dict[tuple[str, str], Forwarding] = {}  # sessions being handed to another node
         self.sessions: dict[tuple[str, str], dict] = dict(node.metadata.fold(SESSIONS))
         self.subscriptions: dict[tuple[str, str], dict[str, Subscription]] = {}
         for sid, subs in node.metadata.fold(SUBSCRIPTIONS):
@@ -61,8 +79,9 @@ class Registry:
 
     # -- sessions -----------------------------------------------------------
     def register(self, session: Session, sid: tuple[str, str], clean_start: bool,
-                 expiry: float | None, opts: QueueOpts) -> tuple[Queue, bool]:
-        """Attach `session` to the queue of `sid`; returns (queue, session_present)."""
+                 expiry: float | None, opts: QueueOpts, moved: dict | None = None) -> tuple[Queue, bool]:
+        """Attach `session` to the queue of `sid`; returns (queue, session_present). `moved`: the
+        session's state handed over by another node (see hand_off), installed before `session` attaches."""
         queue = self.queue_for(sid)
         if queue is not None and queue.sessions:
             if self.node.config["allow_multiple_sessions"]:
@@ -91,8 +110,63 @@ class Registry:
         elif sid in self.sessions:
             del self.sessions[sid]
             self.node.metadata.delete(SESSIONS, sid)
+        if moved is not None and not clean_start:
+            self._install(queue, moved)
+            present = True
         queue.attach(session)
         return queue, present
+
+    # -- sessions moving between nodes (the cluster's queue migration) --------
+    def hand_off(self, sid: tuple[str, str], clean_start: bool,
+                 forward: Callable[[Msg, int, bool], None]) -> dict | None:
+        """Another node takes `sid` over: its connections here are taken over; unless `clean_start`,
+        returns what moves ({"subs": {filter: dict}, "msgs": [(Msg, qos, retain)]}, oldest first) and
+        forwards what is routed here for it meanwhile, until `handed_off`. None: nothing was here."""
+        queue = self.queue_for(sid)
+        if queue is None and sid not in self.subscriptions:
+            return None
+        if queue is not None:
+            for old in list(queue.sessions):
+                queue.detach(old, handover=True)
+                old.taken_over(clean_start)
+        if clean_start or (queue is not None and not queue.opts.persistent):
+            self._destroy(sid, queue)  # a clean session ends with its connection [MQTT-3.1.2-6]
+            return None
+        table = self.subscriptions.get(sid) or {}
+        state = {"subs": {f: sub.to_dict() for f, sub in table.items()},
+                 "msgs": self._messages(queue) if queue is not None else []}
+        self.moved[sid] = Forwarding(forward)
+        if queue is not None:
+            queue.purge()
+            self.queues.pop(sid, None)
+        if self.sessions.pop(sid, None) is not None:
+            self.node.metadata.delete(SESSIONS, sid)
+        self.node.metadata.delete(SUBSCRIPTIONS, sid)
+        self.node.msg_store.flush()
+        return state
+
+    def handed_off(self, sid: tuple[str, str]) -> None:
+        """The node `sid` moved to routes its subscriptions now: stop routing and forwarding here."""
+        if self.moved.pop(sid, None) is None:
+            return
+        for filt in self.subscriptions.pop(sid, None) or ():
+            self._unroute(sid, filt)
+
+    def _messages(self, queue: Queue) -> list[tuple[Msg, int, bool]]:
+        """Everything `queue` holds, oldest first: stored messages, then those only in memory."""
+        stored = [(msg, flags & 3, bool(flags & RETAIN_FLAG))
+                  for _, msg, flags in self.node.msg_store.read(queue.key, None)] if queue.opts.persistent else []
+        memory = [(o.msg, o.qos, o.retain) for o in (*queue.inflight.values(), *queue.pending) if o.seq is None]
+        return stored + memory
+
+    def _install(self, queue: Queue, moved: dict) -> None:
+        """The state hand_off returned on another node; `installed()` once its subscriptions route here."""
+        for filt, sub in moved["subs"].items():
+            self.subscribe(queue.sid, filt, Subscription.from_dict(sub))
+        for msg, qos, retain in moved["msgs"]:
+            queue.enqueue(msg, qos, retain)
+        if "installed" in moved:
+            moved["installed"]()
 
     def unregister(self, session: Session, queue: Queue, expiry: float | None) -> None:
         """The session closed: keep a persistent queue offline, drop a clean one."""
@@ -149,8 +223,11 @@ class Registry:
             self.node.metadata.delete(SESSIONS, sid)
 
     def queue_for(self, sid: tuple[str, str]) -> Queue | None:
-        """The queue of `sid`, loading an offline persistent one on first use."""
+        """The queue of `sid`, loading an offline persistent one on first use (a Forwarding while
+        the session moves to another node)."""
         queue = self.queues.get(sid)
+        if queue is None and sid in self.moved:
+            return self.moved[sid]
         if queue is None and sid in self.sessions:
             cfg = self.node.config
             queue = Queue(self.node, sid, QueueOpts(

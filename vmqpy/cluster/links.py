@@ -58,10 +58,11 @@ from vmqpy.cluster.wire import (
 log = logging.getLogger(__name__)
 
 (T_HELLO, T_SUBS, T_SUB, T_UNSUB, T_PUB, T_RETAIN, T_PING, T_PONG, T_HANDOFF, T_RPC, T_STATS,
- T_RECOUNT, T_FRAMES, T_LINK, T_META) = range(15)
+ T_RECOUNT, T_FRAMES, T_LINK, T_META, T_CALL, T_REPLY, T_MOVE, T_MOVED, T_DELIVER) = range(20)
 RPC_KINDS = (T_RPC, T_STATS)  # what an RPC connection may ask: an admin command, the ops figures
 # What another node may send: no fds, no RPCs, nothing about this node's own processes.
-TCP_KINDS = frozenset((T_SUBS, T_SUB, T_UNSUB, T_PUB, T_RETAIN, T_PING, T_PONG, T_FRAMES, T_META))
+TCP_KINDS = frozenset((T_SUBS, T_SUB, T_UNSUB, T_PUB, T_RETAIN, T_PING, T_PONG, T_FRAMES, T_META,
+                       T_CALL, T_REPLY, T_MOVE, T_MOVED, T_DELIVER))
 PARENT = "parent"  # the id an RPC caller (the parent, or worker 0 gathering) says hello with
 RECV_SIZE = 1 << 20
 LINK_BUFFER = 4 << 20  # SO_SNDBUF of a link (the kernel caps it at net.core.wmem_max): what one

@@ -37,6 +37,7 @@ from vmqpy.broker.router import Router, Subscription
 from vmqpy.cluster import links as iw
 from vmqpy.cluster.accept import owner, read_connect
 from vmqpy.cluster.membership import Membership
+from vmqpy.cluster.registration import Registrations
 from vmqpy.mqtt.codec import Decoder
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ class WorkerRuntime:
         self.remote_filters: dict[str, set[tuple[str, str]]] = {}
         self._targets: dict[tuple[str, str], tuple[tuple[str, ...], dict[str, list[str]]]] = {}
         self.members = Membership(self)
+        self.registrations = Registrations(self)
+        self.take_over = self.registrations.take_over  # connect.finish's seam
         node.retain.owns = self.owns_topic
         for sid, table in node.registry.subscriptions.items():
             for filt in table:
@@ -350,6 +353,16 @@ class WorkerRuntime:
                 self.members.apply(k, rec[1])
             elif kind == iw.T_LINK:
                 self.links.adopt_tcp(fds.popleft(), rec[1], rec[2])
+            elif kind == iw.T_CALL:
+                self.registrations.called(k, rec[1], rec[2], rec[3])
+            elif kind == iw.T_REPLY:
+                self.registrations.replied(rec[1], rec[2])
+            elif kind == iw.T_MOVE:
+                self.registrations.arrived(tuple(rec[1]), rec[2], rec[3])
+            elif kind == iw.T_DELIVER:
+                self.registrations.delivered(tuple(rec[1]), rec[2], rec[3], rec[4])
+            elif kind == iw.T_MOVED:
+                node.registry.handed_off(tuple(rec[1]))
 
     def _deliver_frames(self, mountpoint: str, topic: str, sender: tuple, data: bytes, n: int) -> None:
         """A T_FRAMES run: `n` v3 QoS 0 PUBLISH frames of one publisher and topic. Written as they
