@@ -79,6 +79,7 @@ class Broker:
     log: Path
     pinned: str | None = None
     extra: dict = field(default_factory=dict)
+    host: str = "127.0.0.1"
 
     def pids(self) -> list[int]:
         return process_tree(self.proc.pid) if self.proc.poll() is None else []
@@ -100,7 +101,7 @@ def _wait_listening(broker: Broker, timeout: float) -> None:
         if broker.proc.poll() is not None:
             break
         try:
-            socket.create_connection(("127.0.0.1", broker.port), 0.5).close()
+            socket.create_connection((broker.host, broker.port), 0.5).close()
             return
         except OSError:
             time.sleep(0.1)
@@ -110,14 +111,14 @@ def _wait_listening(broker: Broker, timeout: float) -> None:
 
 
 def _spawn(name: str, cmd: list[str], tmpdir: str, port: int, core: str | None,
-           timeout: float) -> Broker:
+           timeout: float, host: str = "127.0.0.1") -> Broker:
     if core is not None:
         cmd = ["taskset", "-c", core, *cmd]
     log = Path(tmpdir) / "broker.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=tmpdir, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
-    broker = Broker(name, port, proc, tmpdir, log, core)
+    broker = Broker(name, port, proc, tmpdir, log, core, host=host)
     _wait_listening(broker, timeout)
     return broker
 
@@ -131,7 +132,8 @@ def start_mosquitto(core: str | None = "0", exe: str = "mosquitto") -> Broker:
     return _spawn("mosquitto", [exe, "-c", str(conf)], tmpdir, port, core, 10)
 
 
-def vmqpy_config(port: int, tmpdir: str, workers: int = 1) -> str:
+def vmqpy_config(port: int, tmpdir: str, workers: int = 1, host: str = "127.0.0.1",
+                 extra: tuple[str, ...] = ()) -> str:
     """The vernemq.conf the benchmark runs vmqpy with: the default configuration.
 
     As shipped: vmq_passwd and vmq_acl loaded (an empty password file, an ACL
@@ -140,14 +142,15 @@ def vmqpy_config(port: int, tmpdir: str, workers: int = 1) -> str:
     the MQTT listener's max_connections (10,000 by default, as in VerneMQ) is
     infinity, as mosquitto's, so `idle` can hold more than 10,000 connections.
     `nr_of_workers` is `workers` (the shipped default is one per core; docs/workers.md).
+    `host` and `extra` lines: a cluster node (bench/cluster_bench.py).
     """
     etc = Path(tmpdir) / "etc"
     etc.mkdir(exist_ok=True)
     (etc / "vmq.acl").write_text("topic #\n")
     (etc / "vmq.passwd").write_text("")
     return "\n".join([
-        f"nodename = bench{port}@127.0.0.1",
-        f"listener.tcp.default = 127.0.0.1:{port}",
+        f"nodename = bench{port}@{host}",
+        f"listener.tcp.default = {host}:{port}",
         "listener.tcp.default.max_connections = infinity",
         f"listener.http.default = 127.0.0.1:{free_port()}",
         "allow_anonymous = on",
@@ -158,6 +161,7 @@ def vmqpy_config(port: int, tmpdir: str, workers: int = 1) -> str:
         f"platform_data_dir = {tmpdir}/data",
         f"platform_log_dir = {tmpdir}/log",
         f"nr_of_workers = {workers}",
+        *extra,
         "",
     ])
 
@@ -173,12 +177,14 @@ def start_aedes(core: str | None = "0") -> Broker:
     return _spawn("aedes", ["node", str(PEERS / "aedes_server.mjs"), str(port)], tmpdir, port, core, 30)
 
 
-def start_vmqpy(core: str | None = "0", cmd: list[str] | None = None, workers: int = 1) -> Broker:
+def start_vmqpy(core: str | None = "0", cmd: list[str] | None = None, workers: int = 1, host: str = "127.0.0.1",
+                extra: tuple[str, ...] = ()) -> Broker:
     tmpdir, port = tempfile.mkdtemp(prefix="bench-vmqpy-"), free_port()
     conf = Path(tmpdir) / "vernemq.conf"
-    conf.write_text(vmqpy_config(port, tmpdir, workers))
+    conf.write_text(vmqpy_config(port, tmpdir, workers, host, extra))
     base = cmd or [str(REPO / ".venv/bin/python"), "-m", "vmqpy.scripts.vernemq"]
-    broker = _spawn("vmqpy", [*base, "console", "--config", str(conf)], tmpdir, port, core, 60)
+    broker = _spawn("vmqpy", [*base, "console", "--config", str(conf)], tmpdir, port, core, 60, host)
+    broker.extra["conf"] = str(conf)
     if workers > 1:  # the parent listens before its workers are up: wait for every one (pong)
         _wait_ping(broker, [*base, "ping", "--config", str(conf)], 120)
     return broker

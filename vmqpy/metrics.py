@@ -83,6 +83,11 @@ COUNTERS: dict[str, str] = {
         "The number of times a MQTT queue process has been initialized from offline storage.",
     "router_matches_local": "The number of matched local subscriptions.",
     "router_matches_remote": "The number of matched remote subscriptions.",
+    "cluster_bytes_sent": "The number of bytes sent to other cluster nodes.",
+    "cluster_bytes_received": "The number of bytes received from other cluster nodes.",
+    "cluster_bytes_dropped": "The number of bytes dropped while sending data to other cluster nodes.",
+    "cluster_connections_refused":
+        "The number of connections to the cluster port refused (wrong cookie, garbage, oversized frame).",
     "retain_messages_stored": "The number of retained messages stored.",
     "message_store_writes": "The number of messages written to the message store.",
     "message_store_deletes": "The number of messages deleted from the message store.",
@@ -94,6 +99,7 @@ GAUGES: dict[str, str] = {
     "active_mqtt_connections": "The number of active MQTT connections.",
     "queue_processes": "The number of MQTT queue processes.",
     "system_wallclock": "The number of milli-seconds passed since the node was started.",
+    "cluster_link_queue": "Records waiting to be sent to other cluster nodes and workers.",
 }
 
 

@@ -10,8 +10,8 @@
 #define MAX_BINDS 256
 
 struct config {
-    const char *host;
-    int port, proto, qos, sub_qos;
+    const char *host, *sub_host;    /* sub_host/sub_port: subscribers on another node (a cluster) */
+    int port, sub_port, proto, qos, sub_qos;
     int idle;                       /* idle mode: hold connections only */
     int pubs, subs, conns;          /* conns: idle mode connection count */
     const char *pub_topic, *sub_topic;

@@ -24,6 +24,7 @@ static void usage(void)
 {
     fputs("usage: loadgen [options]\n"
           "  --host H --port P          broker (127.0.0.1:1883)\n"
+          "  --sub-host H --sub-port P  subscribers connect here instead (another cluster node)\n"
           "  --proto 4|5                MQTT 3.1.1 or 5.0 (4)\n"
           "  --pattern fanin|fanout|pairs  sets pub/sub topics (pairs)\n"
           "  --pubs N --subs N          publishers, subscribers (1, 1)\n"
@@ -70,7 +71,7 @@ static void parse_binds(struct config *c, char *list)
 static void parse_args(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"host", 1, 0, 'h'}, {"port", 1, 0, 'p'}, {"proto", 1, 0, 'V'},
+        {"host", 1, 0, 'h'}, {"port", 1, 0, 'p'}, {"sub-host", 1, 0, 1001}, {"sub-port", 1, 0, 1002}, {"proto", 1, 0, 'V'},
         {"pattern", 1, 0, 'P'}, {"pubs", 1, 0, 'n'}, {"subs", 1, 0, 's'},
         {"pub-topic", 1, 0, 't'}, {"sub-topic", 1, 0, 'T'}, {"qos", 1, 0, 'q'},
         {"sub-qos", 1, 0, 'Q'}, {"payload", 1, 0, 'b'}, {"rate", 1, 0, 'r'},
@@ -93,6 +94,8 @@ static void parse_args(int argc, char **argv)
         switch (o) {
         case 'h': c->host = optarg; break;
         case 'p': c->port = atoi(optarg); break;
+        case 1001: c->sub_host = optarg; break;
+        case 1002: c->sub_port = atoi(optarg); break;
         case 'V': c->proto = atoi(optarg); break;
         case 'P': set_pattern(c, optarg); break;
         case 'n': c->pubs = atoi(optarg); break;

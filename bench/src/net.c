@@ -102,8 +102,10 @@ static void queue_ack(struct conn *c, int type, uint16_t pid)
 static int start_connect(struct conn *c, int i)
 {
     struct config *cfg = &R.cfg;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
-    inet_pton(AF_INET, cfg->host, &sa.sin_addr);
+    int sub = c->role == R_SUB;
+    int port = sub && cfg->sub_port ? cfg->sub_port : cfg->port;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, sub && cfg->sub_host ? cfg->sub_host : cfg->host, &sa.sin_addr);
     int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -1;

@@ -70,6 +70,15 @@ def test_cross_node_delivery_in_order_without_loss_or_duplicates(three, qos, cid
         got = [int(m.payload) for m in s.expect(200)]
         assert got == list(range(200))
         s.expect_none(0.3)
+    sent, received = metrics(b), metrics(a)
+    assert sent["router_matches_remote"] >= 400  # one copy per node with matches, not per subscriber
+    assert sent["cluster_bytes_sent"] > 200 * 2 and received["cluster_bytes_received"] > 200
+
+
+def metrics(node) -> dict[str, float]:
+    ok, out = node.admin("metrics", "show")
+    assert ok, out
+    return {k.split(".", 1)[-1]: float(v) for k, _, v in (line.partition(" = ") for line in out.splitlines()) if v}
 
 
 def test_subscription_routes_as_soon_as_suback_is_in(three, cid):
@@ -191,3 +200,26 @@ def test_nodes_with_two_workers_each(cluster_nodes, cid):
     moved = b.client(f"{cid}-k", clean=False)
     assert moved.connect()[1].session_present
     assert [int(m.payload) for m in moved.expect(50)] == list(range(50))
+
+
+def test_concurrent_retained_writes_end_the_same_everywhere(three, cid):
+    import threading
+
+    pubs = [n.client(f"{cid}-p{i}") for i, n in enumerate(three)]
+    for p in pubs:
+        p.connect()
+    for round_ in range(10):
+        topic = f"{cid}/r{round_}"
+        threads = [threading.Thread(target=p.publish, args=(topic, f"from {i}".encode(), 1, True))
+                   for i, p in enumerate(pubs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def values(node):
+        return {r["topic"]: r["payload"] for r in node.rows("retain", "show", "--payload", "--topic")
+                if r["topic"].startswith(cid)}
+
+    wait_until(lambda: len(values(three[0])) == 10 and all(values(n) == values(three[0]) for n in three), 15,
+               "the same retained value on every node")

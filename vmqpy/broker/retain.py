@@ -22,7 +22,8 @@ class _Node:
         self.msg: Msg | None = None
 
 
-def _to_record(msg: Msg) -> dict:
+def to_record(msg: Msg) -> dict:
+    """What is stored (and replicated) of a retained message."""
     return {"payload": msg.payload, "qos": msg.qos, "properties": msg.properties, "expiry": msg.expiry}
 
 
@@ -31,20 +32,29 @@ class RetainStore:
         self._meta = metadata
         self._roots: dict[str, _Node] = {}
         self.count = 0
-        self.owns = None  # (mountpoint, topic) -> persist here? Set with nr_of_workers > 1
+        # In a cluster (or with workers): (msg) -> set or clear it everywhere; the trie then follows
+        # the replicated metadata through `apply`, and nothing is stored under PREFIX here.
+        self.replicate = None
         for (mountpoint, topic), rec in list(metadata.fold(PREFIX)):
-            self._insert(Msg(topic, rec["payload"], rec["qos"], True, rec["properties"],
-                             mountpoint, rec["expiry"]))
+            self.apply(mountpoint, topic, rec)
 
     def put(self, msg: Msg) -> None:
         """Store `msg` as the retained message of its topic; an empty payload clears it."""
-        if msg.payload:
-            kept = Msg(msg.topic, msg.payload, msg.qos, True, msg.properties, msg.mountpoint, msg.expiry)
-            self._insert(kept)
-            if self.owns is None or self.owns(msg.mountpoint, msg.topic):
-                self._meta.put(PREFIX, (msg.mountpoint, msg.topic), _to_record(kept))
+        if self.replicate is not None:
+            self.replicate(msg)
+        elif msg.payload:
+            self._insert(Msg(msg.topic, msg.payload, msg.qos, True, msg.properties, msg.mountpoint, msg.expiry))
+            self._meta.put(PREFIX, (msg.mountpoint, msg.topic), to_record(msg))
         elif self._delete(msg.mountpoint, msg.topic):
             self._meta.delete(PREFIX, (msg.mountpoint, msg.topic))
+
+    def apply(self, mountpoint: str, topic: str, rec: dict | None) -> None:
+        """Make the trie hold `rec` (a stored record; None: nothing) for the topic."""
+        if rec is None:
+            self._delete(mountpoint, topic)
+        else:
+            self._insert(Msg(topic, rec["payload"], rec["qos"], True, rec["properties"], mountpoint,
+                             rec["expiry"]))
 
     def _insert(self, msg: Msg) -> None:
         node = self._roots.setdefault(msg.mountpoint, _Node())

@@ -38,7 +38,7 @@ import logging
 import os
 import socket
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 
 import gevent
@@ -57,11 +57,11 @@ from vmqpy.cluster.wire import (
 
 log = logging.getLogger(__name__)
 
-(T_HELLO, T_SUBS, T_SUB, T_UNSUB, T_PUB, T_RETAIN, T_PING, T_PONG, T_HANDOFF, T_RPC, T_STATS,
- T_RECOUNT, T_FRAMES, T_LINK, T_META, T_CALL, T_REPLY, T_MOVE, T_MOVED, T_DELIVER) = range(20)
+(T_HELLO, T_SUBS, T_SUB, T_UNSUB, T_PUB, T_META, T_PING, T_PONG, T_HANDOFF, T_RPC, T_STATS,
+ T_RECOUNT, T_FRAMES, T_LINK, T_CALL, T_REPLY, T_MOVE, T_MOVED, T_DELIVER) = range(19)
 RPC_KINDS = (T_RPC, T_STATS)  # what an RPC connection may ask: an admin command, the ops figures
 # What another node may send: no fds, no RPCs, nothing about this node's own processes.
-TCP_KINDS = frozenset((T_SUBS, T_SUB, T_UNSUB, T_PUB, T_RETAIN, T_PING, T_PONG, T_FRAMES, T_META,
+TCP_KINDS = frozenset((T_SUBS, T_SUB, T_UNSUB, T_PUB, T_PING, T_PONG, T_FRAMES, T_META,
                        T_CALL, T_REPLY, T_MOVE, T_MOVED, T_DELIVER))
 PARENT = "parent"  # the id an RPC caller (the parent, or worker 0 gathering) says hello with
 RECV_SIZE = 1 << 20
@@ -180,7 +180,7 @@ class Peer:
         self._rest = b""    # what the socket did not take of a flush, for the writer
         self._sock: socket.socket | None = None
         self._greenlet: gevent.Greenlet | None = None
-        self.bytes_sent = 0
+        self._counters = links.counters if not transport.local else None  # cluster bytes: TCP only
 
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._run)
@@ -192,14 +192,14 @@ class Peer:
 
     def send(self, record: tuple) -> None:
         """Queue one record for the next frame. While the peer is down (restarting), QoS 1/2
-        publishes and retained changes wait in the backlog and go out after its sync; the rest
+        publishes and metadata changes wait in the backlog and go out after its sync; the rest
         (QoS 0, subscriptions it re-learns from the sync, pings) is dropped."""
         if self.up:
             self.records.append(record)
             if not self._armed:
                 self._armed = True
                 self._wake.set()
-        elif record[0] == T_RETAIN or (record[0] == T_PUB and record[3]):
+        elif record[0] == T_META or (record[0] == T_PUB and record[3]):
             if len(self.backlog) < BACKLOG_MAX:
                 self.backlog.append(record)
                 return
@@ -208,7 +208,8 @@ class Peer:
                 log.error("%s is down and %d records wait for it: dropping more", self.pid, BACKLOG_MAX)
             self.links.lost()  # the publishers waiting for confirm() must not ack
         elif record[0] == T_PUB or record[0] == T_FRAMES:
-            self.links.dropped += 1
+            if self._counters is not None:  # QoS 0 for a node that is down: counted, not kept
+                self._counters["cluster_bytes_dropped"] += len(record[2] if record[0] == T_PUB else record[4])
 
     def flush(self) -> None:
         """Write the queued records now, at the end of a batch, as far as the socket takes them
@@ -218,7 +219,8 @@ class Peer:
             return
         data = self._pack(self.records)
         self.records = []
-        self.bytes_sent += len(data)
+        if self._counters is not None:
+            self._counters["cluster_bytes_sent"] += len(data)
         try:
             sent = self._sock.send(data, 0, 0.0)
         except BlockingIOError:
@@ -303,7 +305,8 @@ class Peer:
                 if self.records:
                     batch, self.records = self.records, []
                     data = self._pack(batch)
-                    self.bytes_sent += len(data)
+                    if self._counters is not None:
+                        self._counters["cluster_bytes_sent"] += len(data)
                     sock.sendall(data)
                 while self.handoffs:
                     frame, fd = self.handoffs.popleft()
@@ -350,7 +353,7 @@ class Links:
 
     def __init__(self, me: str, paths: list[str], index: int, dispatch: Callable[[str, list, deque], None],
                  sync_records: Callable[[str], list], rpc: Callable[[tuple], object],
-                 batch_done: Callable[[], None], cookie: str = "") -> None:
+                 batch_done: Callable[[], None], cookie: str = "", counters: dict[str, int] | None = None) -> None:
         self.me = me
         self.index = index                # ours among this node's workers
         self.paths = paths                # the link socket of each worker of this node
@@ -373,9 +376,7 @@ class Links:
         self.qos_sent: dict[str, int] = {}  # QoS 1/2 publishes queued to each peer, ever
         self._stored: dict[str, int] = {}   # of those, how many the peer confirmed stored
         self.losses = 0  # times queued records may have been lost: a peer went down, a backlog overflowed
-        self.dropped = 0   # QoS 0 publishes not forwarded to a peer that was down
-        self.bytes_received = 0
-        self.refused = 0   # cluster connections refused (cookie, garbage, oversized frame)
+        self.counters = counters if counters is not None else defaultdict(int)  # the node's metrics
 
     def worker_id(self, k: int) -> str:
         return f"{self.me.rpartition('/')[0]}/{k}"
@@ -582,8 +583,12 @@ class Links:
         conn = gsocket.socket(fileno=fd)
         self._greenlets.append(gevent.spawn(self._serve, conn, addr, preread, True))
 
+    def queued(self) -> int:
+        """Records waiting to go out on every link (the cluster_link_queue gauge)."""
+        return sum(len(p.records) + len(p.backlog) for p in self.peers.values())
+
     def _refuse(self, conn: socket.socket, addr, why) -> None:
-        self.refused += 1
+        self.counters["cluster_connections_refused"] += 1
         log.warning("cluster connection from %s refused: %s", _addr(addr), why)
         conn.close()
 
@@ -602,7 +607,7 @@ class Links:
                     if not data:
                         return
                 if tcp:
-                    self.bytes_received += len(data)
+                    self.counters["cluster_bytes_received"] += len(data)
                 pings: list[str] = []
                 frames, data = reader.feed(data), b""
                 for records in frames:
@@ -627,7 +632,6 @@ class Links:
             pass
         except (WireError, ValueError, TypeError, KeyError, IndexError) as e:
             # a peer that breaks the protocol loses its link, never the node
-            self.refused += 1
             log.error("cluster link from %s (%s) closed: %s", peer, _addr(addr), e)
         finally:
             conn.close()

@@ -1,38 +1,34 @@
 """Cluster membership: which nodes form the cluster, how to reach them, join and leave.
 
-The member list is replicated metadata (replica.py): one object per node,
+The member list is replicated metadata (metadata.py): one object per node,
 `("members", (NODENAME,))` -> {"host", "port", "workers"}, written by worker 0
 of that node when it starts and tombstoned by `cluster leave`. There is no
 master: joining means linking to any member (`cluster join
-discovery-node=N`); the two sides send each other their member objects when
-their streams come up (`sync_records`), and a change learned from a peer is
-passed on to every other peer (flooded: the member list is small and changes
-seldom), so every endpoint of every node learns every member and links to
-each of its endpoints. The list persists with the replica, so a restarted
-node links to its cluster again without a new join.
+discovery-node=N`); the two sides send each other their metadata when their
+streams come up, and a change of the member list learned from a peer is
+passed on to every other peer, so every endpoint of every node learns every
+member and links to each of its endpoints. The list persists with the
+replica, so a restarted node links to its cluster again without a new join.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from typing import TYPE_CHECKING
 
 import gevent
 
 from vmqpy.cluster import links as iw
-from vmqpy.cluster.replica import Replica
+from vmqpy.cluster.metadata import MEMBERS
 
 if TYPE_CHECKING:
     from vmqpy.cluster.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
-MEMBERS = "members"
 JOIN_TIMEOUT = 10.0
 LEAVE_GRACE = 2.0       # a leaving node's endpoints get the tombstone before we drop their links
-EXCHANGE_INTERVAL = 10.0  # anti-entropy rounds: one random peer each time
 
 
 class Membership:
@@ -40,24 +36,18 @@ class Membership:
         self.rt = runtime
         node = runtime.node
         self.name: str = node.name
-        self.replica = Replica(runtime.me, node.metadata)
+        self.replica = runtime.meta.replica
         self.address = cluster_address(node.config)
-        self._greenlets: list[gevent.Greenlet] = []
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
         self.replica.subscribe(MEMBERS, self._changed)
         own = self.replica.get(MEMBERS, (self.name,))
         if self.rt.index == 0 and self.address is not None and own != self._own_record():
-            self._publish(self.replica.put(MEMBERS, (self.name,), self._own_record()))
+            self.rt.meta.publish(self.replica.put(MEMBERS, (self.name,), self._own_record()))
         for (name,), info in list(self.replica.fold(MEMBERS)):
             if name != self.name:
                 self._link(name, info)
-        self._greenlets.append(gevent.spawn(self._exchange_loop))
-
-    def stop(self) -> None:
-        for g in self._greenlets:
-            g.kill(block=False)
 
     def _own_record(self) -> dict:
         host, port = self.address
@@ -105,24 +95,10 @@ class Membership:
             return f"{name} is not a member of this cluster"
         record = self.replica.delete(MEMBERS, (name,))
         if record is not None:
-            self._publish(record)
+            self.rt.meta.publish(record)
         return None
 
-    # -- replication ----------------------------------------------------------
-    def sync_records(self) -> list:
-        """What a peer learns first when our stream to it (re)connects: every member object."""
-        return [(iw.T_META, rec) for rec in self.replica.records(MEMBERS)]
-
-    def apply(self, sender: str, record: tuple) -> None:
-        """A member object from `sender`; a change is passed on to every other peer."""
-        if self.replica.apply(record):
-            for pid, peer in self.rt.links.peers.items():
-                if pid != sender:
-                    peer.send((iw.T_META, record))
-
-    def _publish(self, record: tuple) -> None:
-        self.rt.links.broadcast((iw.T_META, record))
-
+    # -- following the member list -------------------------------------------
     def _changed(self, key: tuple, old: dict | None, new: dict | None) -> None:
         (name,) = key
         if name == self.name:
@@ -177,15 +153,6 @@ class Membership:
                 self._unlink(name)
         if self.rt.index == 0 and self.address is not None:
             self.replica.put(MEMBERS, (self.name,), self._own_record())
-
-    def _exchange_loop(self) -> None:
-        """Anti-entropy: now and then, send one random peer our digest (see runtime's T_META)."""
-        while True:
-            gevent.sleep(EXCHANGE_INTERVAL * random.uniform(0.5, 1.5))
-            up = [pid for pid, peer in self.rt.links.peers.items() if peer.up]
-            if up:
-                for rec in self.sync_records():
-                    self.rt.links.peers[random.choice(up)].send(rec)
 
 
 def cluster_address(cfg) -> tuple[str, int] | None:

@@ -3,7 +3,9 @@
 A single process keeps its state in `metadata.dir` and `message_store.dir`;
 with N workers, worker K keeps the sessions (and their subscriptions and
 offline messages) whose client id it owns and the retained messages whose topic
-it owns (`accept.owner`) under data/worker-K/. Other metadata (API keys)
+it owns (`accept.owner`) under data/worker-K/; retained messages, replicated to
+every worker, move as plain records to the worker owning their topic, which
+adopts them again. Other metadata (API keys, the replicated member list)
 lives with worker 0. When the count changes, every record that now belongs
 elsewhere is moved before any worker starts, so a client finds its persistent
 session and offline messages on the worker it lands on.
@@ -27,6 +29,7 @@ from collections.abc import Iterator
 from vmqpy.broker.registry import SESSIONS, SUBSCRIPTIONS
 from vmqpy.broker.retain import PREFIX as RETAIN
 from vmqpy.cluster.accept import owner
+from vmqpy.cluster.replica import STORE_PREFIX as REPLICA
 from vmqpy.store.messages import MessageStore
 from vmqpy.store.metadata import MetadataStore
 
@@ -168,6 +171,7 @@ def _move_out(source: Partition, targets: list[Partition], here: int | None) -> 
         if k != here:
             _move_session(sid, source, targets[k])
             moved += 1
+    moved += _unreplicate_retained(source, targets)
     for prefix in source.meta.prefixes():
         if prefix in (SESSIONS, SUBSCRIPTIONS):
             continue
@@ -178,6 +182,22 @@ def _move_out(source: Partition, targets: list[Partition], here: int | None) -> 
                 source.meta.delete(prefix, key)
                 if prefix == RETAIN:
                     moved += 1
+    return moved
+
+
+def _unreplicate_retained(source: Partition, targets: list[Partition]) -> int:
+    """Retained messages in a worker's replica (cluster/metadata.py) become plain records of the
+    partition owning their topic, which adopts them into its replica when it starts (every worker
+    held them all: one copy is kept)."""
+    moved = 0
+    for key, obj in list(source.meta.fold(REPLICA)):
+        prefix, item = key
+        if prefix != RETAIN:
+            continue
+        if obj[0] is not None:
+            targets[_owner_of(RETAIN, item, len(targets))].meta.put(RETAIN, tuple(item), obj[0])
+            moved += 1
+        source.meta.delete(REPLICA, key)
     return moved
 
 

@@ -31,7 +31,7 @@ from gevent.lock import Semaphore
 from vmqpy.broker.message import Msg
 from vmqpy.cluster import links as iw
 from vmqpy.cluster.accept import owner
-from vmqpy.cluster.membership import MEMBERS
+from vmqpy.cluster.metadata import MEMBERS
 from vmqpy.cluster.ring import Ring
 
 if TYPE_CHECKING:

@@ -32,11 +32,11 @@ from vmqpy.broker.listeners import ListenerError
 from vmqpy.broker.message import Msg
 from vmqpy.broker.preread import PrereadSocket
 from vmqpy.broker.registry import split_filter
-from vmqpy.broker.retain import PREFIX as RETAIN_PREFIX
 from vmqpy.broker.router import Router, Subscription
 from vmqpy.cluster import links as iw
 from vmqpy.cluster.accept import owner, read_connect
 from vmqpy.cluster.membership import Membership
+from vmqpy.cluster.metadata import ClusterMetadata
 from vmqpy.cluster.registration import Registrations
 from vmqpy.mqtt.codec import Decoder
 
@@ -65,15 +65,16 @@ class WorkerRuntime:
         self._recounting: Event | None = None
         self.me = f"{node.name}/{index}"
         self.links = iw.Links(self.me, link_paths, index, self._dispatch, self._sync_records, self._rpc,
-                              self._batch_done, node.config["distributed_cookie"])
+                              self._batch_done, node.config["distributed_cookie"], node.metrics.counters)
+        node.metrics.gauge("cluster_link_queue", self.links.queued)
         self.local: dict[tuple[str, str], int] = {}      # (mountpoint, filter) -> local subscribers
         self.remote = Router()                            # subscriber ids: (mountpoint, endpoint)
         self.remote_filters: dict[str, set[tuple[str, str]]] = {}
         self._targets: dict[tuple[str, str], tuple[tuple[str, ...], dict[str, list[str]]]] = {}
+        self.meta = ClusterMetadata(self)
         self.members = Membership(self)
         self.registrations = Registrations(self)
         self.take_over = self.registrations.take_over  # connect.finish's seam
-        node.retain.owns = self.owns_topic
         for sid, table in node.registry.subscriptions.items():
             for filt in table:
                 key = (sid[0], filt)
@@ -81,6 +82,7 @@ class WorkerRuntime:
 
     # -- lifecycle ----------------------------------------------------------
     def start_links(self) -> None:
+        self.meta.start()
         self.links.listen()
         server = self._cluster_socket()
         if server is not None:
@@ -113,7 +115,7 @@ class WorkerRuntime:
         return self.links.synced.wait(timeout)
 
     def stop(self) -> None:
-        self.members.stop()
+        self.meta.stop()
         self.links.flush()
         self.links.stop()
 
@@ -239,8 +241,6 @@ class WorkerRuntime:
         """Forward `msg` to the other workers with matches; deliver shared groups. Local deliveries."""
         if inbound is not None:
             return self._deliver_chosen(msg, groups, inbound)
-        if msg.retain:
-            self.links.broadcast(_retain_record(msg))
         key = (msg.mountpoint, msg.topic)
         targets = self._targets.get(key)
         if targets is None:
@@ -312,16 +312,9 @@ class WorkerRuntime:
                 n += self.node.shared.deliver(msg, name, members)
         return n
 
-    # -- retained messages (RetainStore seam) ---------------------------------
-    def owns_topic(self, mountpoint: str, topic: str) -> bool:
-        return owner(mountpoint, topic, self.count) == self.index
-
     def _sync_records(self, k: str) -> list:
-        """What worker k learns when our stream to it (re)connects: our filters, our retained messages."""
-        records: list = [(iw.T_SUBS, list(self.local))]
-        records += [(iw.T_RETAIN, mp, topic, rec["payload"], rec["qos"], rec["properties"], rec["expiry"])
-                    for (mp, topic), rec in self.node.metadata.fold(RETAIN_PREFIX)]
-        return records + self.members.sync_records()
+        """What endpoint k learns when our stream to it (re)connects: our filters, our metadata."""
+        return [(iw.T_SUBS, list(self.local)), *self.meta.sync_records()]
 
     # -- receiving --------------------------------------------------------------
     def _dispatch(self, k: str, records: list, fds: deque) -> None:
@@ -334,9 +327,6 @@ class WorkerRuntime:
                 publish(Msg(topic, payload, qos, retain, props, mountpoint, expiry, sender), names)
             elif kind == iw.T_FRAMES:
                 self._deliver_frames(*rec[1:])
-            elif kind == iw.T_RETAIN:
-                _, mountpoint, topic, payload, qos, props, expiry = rec
-                node.retain.put(Msg(topic, payload, qos, True, props, mountpoint, expiry))
             elif kind == iw.T_SUB:
                 self._remote_add(k, rec[1], rec[2])
             elif kind == iw.T_UNSUB:
@@ -350,7 +340,7 @@ class WorkerRuntime:
             elif kind == iw.T_RECOUNT:
                 self._write_counts()
             elif kind == iw.T_META:
-                self.members.apply(k, rec[1])
+                self.meta.received(k, rec[1])
             elif kind == iw.T_LINK:
                 self.links.adopt_tcp(fds.popleft(), rec[1], rec[2])
             elif kind == iw.T_CALL:
@@ -426,10 +416,6 @@ class WorkerRuntime:
 def _pub_record(msg: Msg, groups: tuple) -> tuple:
     return (iw.T_PUB, msg.topic, msg.payload, msg.qos, msg.retain, msg.properties, msg.mountpoint,
             msg.expiry, msg.sender, groups)
-
-
-def _retain_record(msg: Msg) -> tuple:
-    return (iw.T_RETAIN, msg.mountpoint, msg.topic, msg.payload, msg.qos, msg.properties, msg.expiry)
 
 
 def _merge_groups(groups: list) -> dict[str, dict]:

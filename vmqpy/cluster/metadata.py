@@ -1,0 +1,143 @@
+"""The cluster's replicated metadata on this endpoint: the replica and how it travels (docs/cluster.md).
+
+Every endpoint (a worker of a node) holds a full replica (replica.py),
+persisted in its own metadata store. Prefixes:
+
+- `members`: the member list (membership.py). A change learned from a peer is
+  passed on to every other peer: it is small and changes seldom.
+- `retain`: retained messages, `(mountpoint, topic)` -> the stored record. A
+  change goes from the endpoint that made it to every other endpoint; the
+  retained trie of each endpoint follows its replica.
+
+When a stream to a peer comes up, the peer first gets every record we hold
+(tombstones included), as it got our subscriptions. Anti-entropy repairs what
+was lost since: every few seconds one random peer gets our digest; where its
+buckets differ it answers with its records of those buckets and asks for
+ours. A round that finds equal digests lets tombstones older than it be
+collected once every endpoint of the cluster had one with us.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import TYPE_CHECKING
+
+import gevent
+
+from vmqpy.broker.message import Msg
+from vmqpy.broker.retain import PREFIX as RETAIN
+from vmqpy.broker.retain import to_record
+from vmqpy.cluster import links as iw
+from vmqpy.cluster.replica import Replica, diff
+
+if TYPE_CHECKING:
+    from vmqpy.cluster.runtime import WorkerRuntime
+
+log = logging.getLogger(__name__)
+
+MEMBERS = "members"
+SYNCED = (MEMBERS, RETAIN)  # sent in full when a stream comes up
+EXCHANGE_INTERVAL = 5.0
+# T_META payloads: ("rec", record) one object; ("digest", digest) an anti-entropy round opens;
+# ("repair", records, buckets) what differed, and which of ours to send back; ("recs", records).
+
+
+class ClusterMetadata:
+    def __init__(self, runtime: WorkerRuntime) -> None:
+        self.rt = runtime
+        node = runtime.node
+        self.replica = Replica(runtime.me, node.metadata)
+        self._greenlet: gevent.Greenlet | None = None
+        self._adopt_local_retained()
+        self.replica.subscribe(RETAIN, self._retained_changed)
+        node.retain.replicate = self.retain
+
+    def _adopt_local_retained(self) -> None:
+        """Retained messages this process kept on its own (standalone, or moved here by a change of
+        nr_of_workers) enter the replica; the trie gets every retained message the replica holds."""
+        node = self.rt.node
+        for (mountpoint, topic), record in list(node.metadata.fold(RETAIN)):
+            if self.replica.get(RETAIN, (mountpoint, topic)) is None:
+                self.replica.put(RETAIN, (mountpoint, topic), record)
+            node.metadata.delete(RETAIN, (mountpoint, topic))
+        for key, record in self.replica.fold(RETAIN):
+            node.retain.apply(*key, record)
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._exchange_loop)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+
+    # -- writes made here ------------------------------------------------------
+    def retain(self, msg: Msg) -> None:
+        """RetainStore's seam: set (or, with an empty payload, clear) a retained message everywhere."""
+        key = (msg.mountpoint, msg.topic)
+        record = (self.replica.put(RETAIN, key, to_record(msg)) if msg.payload
+                  else self.replica.delete(RETAIN, key))
+        if record is not None:
+            self.publish(record)
+
+    def publish(self, record: tuple) -> None:
+        self.rt.links.broadcast((iw.T_META, ("rec", record)))
+
+    def _retained_changed(self, key: tuple, old: dict | None, new: dict | None) -> None:
+        self.rt.node.retain.apply(key[0], key[1], new)
+
+    # -- what peers send -----------------------------------------------------------
+    def sync_records(self) -> list:
+        return [(iw.T_META, ("rec", rec)) for prefix in SYNCED for rec in self.replica.records(prefix)]
+
+    def received(self, sender: str, payload: tuple) -> None:
+        what = payload[0]
+        if what == "rec":
+            self._apply(sender, payload[1])
+        elif what == "digest":
+            self._compare(sender, payload[1], payload[2])
+        elif what == "repair":
+            for rec in payload[1]:
+                self._apply(sender, rec)
+            self._send(sender, ("recs", self._records(payload[2])))
+        elif what == "recs":
+            for rec in payload[1]:
+                self._apply(sender, rec)
+        elif what == "match":
+            self.replica.exchanged(sender, payload[1])
+        else:
+            raise ValueError(f"unknown metadata message {what!r}")
+
+    def _apply(self, sender: str, record: tuple) -> None:
+        if self.replica.apply(record) and record[0] == MEMBERS:
+            for pid, peer in self.rt.links.peers.items():  # the member list floods
+                if pid != sender:
+                    peer.send((iw.T_META, ("rec", record)))
+
+    def _send(self, pid: str, payload: tuple) -> None:
+        peer = self.rt.links.peers.get(pid)
+        if peer is not None:
+            peer.send((iw.T_META, payload))
+
+    # -- anti-entropy ----------------------------------------------------------------
+    def _compare(self, sender: str, theirs: dict, started: float) -> None:
+        buckets = diff(self.replica.digest(), theirs)
+        if not buckets:
+            self.replica.exchanged(sender, self.replica.now())
+            self._send(sender, ("match", started))
+        else:
+            self._send(sender, ("repair", self._records(buckets), [list(b) for b in buckets]))
+
+    def _records(self, buckets) -> list[tuple]:
+        return [rec for prefix, b in buckets for rec in self.replica.bucket(str(prefix), int(b))]
+
+    def _exchange_loop(self) -> None:
+        while True:
+            gevent.sleep(EXCHANGE_INTERVAL * random.uniform(0.5, 1.5))
+            links = self.rt.links
+            up = [pid for pid, peer in links.peers.items() if peer.up]
+            if up:
+                self._send(random.choice(up), ("digest", self.replica.digest(), self.replica.now()))
+            collected = self.replica.collect([self.rt.me, *links.peers])
+            if collected:
+                log.debug("collected %d tombstones", collected)
