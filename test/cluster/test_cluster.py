@@ -223,3 +223,21 @@ def test_concurrent_retained_writes_end_the_same_everywhere(three, cid):
 
     wait_until(lambda: len(values(three[0])) == 10 and all(values(n) == values(three[0]) for n in three), 15,
                "the same retained value on every node")
+
+
+def test_qos1_for_a_stopped_node_beyond_its_buffer_is_not_acked(cluster_nodes, cid):
+    """outgoing_clustering_buffer_size bounds what waits for a node that is down; what does not fit
+    is counted as dropped and its publisher gets no PUBACK (it resends), never a silent loss."""
+    a, b = cluster_nodes(2, {"outgoing_clustering_buffer_size": "2KB"})
+    sub = b.client(f"{cid}-s", clean=False)
+    sub.connect()
+    sub.subscribe(f"{cid}/t", 1)
+    sub.disconnect()
+    b.stop()
+    wait_until(lambda: running(a)[b.nodename] == "false", 15, "b seen down")
+    pub = a.client(f"{cid}-p")
+    pub.connect()
+    info = pub.publish(f"{cid}/t", b"x" * 5000, 1, wait=False)
+    assert pub.disconnected.wait(10)  # the batch could not be confirmed: no ack, the client resends
+    assert not info.is_published()
+    assert metrics(a)["cluster_bytes_dropped"] >= 5000

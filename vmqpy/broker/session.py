@@ -186,7 +186,7 @@ class Session:
         node = self.node
         raw = self._raw
         if (node.hooks.may_block or raw is None or not self.connected or self.throttle is not None
-                or node.cluster is not None):
+                or (node.cluster is not None and node.cluster.linked)):
             readers.spawn(_STEP, self)
             return
         handover = None

@@ -85,6 +85,7 @@ class UnixTransport:
     local = True
     pack = staticmethod(pack_marshal)
     backoff = DIAL_BACKOFF
+    buffer = None  # a restarting worker's backlog is bounded by BACKLOG_MAX records only
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -107,10 +108,11 @@ class TcpTransport:
     pack = staticmethod(pack_msgpack)
     backoff = TCP_DIAL_BACKOFF
 
-    def __init__(self, host: str, port: int, cookie: str) -> None:
+    def __init__(self, host: str, port: int, cookie: str, buffer: int | None = None) -> None:
         self.host = host
         self.port = port
         self.cookie = cookie
+        self.buffer = buffer  # outgoing_clustering_buffer_size: QoS 1/2 payload bytes kept while down
         self.failure: str | None = None  # the last dial error, logged once until a dial succeeds
 
     def dial(self) -> socket.socket | None:
@@ -173,6 +175,7 @@ class Peer:
         self.records: list = []
         self.backlog: list = []  # kept while down: QoS 1/2 publishes, retained changes (see send)
         self._overflowed = False  # the backlog dropped records since the peer went down
+        self._backlog_bytes = 0   # payload bytes in it: bounded for other nodes (TcpTransport.buffer)
         self.handoffs: deque[tuple[bytes, int]] = deque()
         self._wake = Event()
         self._armed = False
@@ -200,12 +203,18 @@ class Peer:
                 self._armed = True
                 self._wake.set()
         elif record[0] == T_META or (record[0] == T_PUB and record[3]):
-            if len(self.backlog) < BACKLOG_MAX:
+            size = len(record[2]) if record[0] == T_PUB else 0
+            limit = self.transport.buffer
+            if len(self.backlog) < BACKLOG_MAX and (limit is None or self._backlog_bytes + size <= limit):
                 self.backlog.append(record)
+                self._backlog_bytes += size
                 return
             if not self._overflowed:  # logged once while down, not per record
                 self._overflowed = True
-                log.error("%s is down and %d records wait for it: dropping more", self.pid, BACKLOG_MAX)
+                log.error("%s is down and its backlog is full (%d records, %d bytes): dropping more",
+                          self.pid, len(self.backlog), self._backlog_bytes)
+            if self._counters is not None:
+                self._counters["cluster_bytes_dropped"] += size
             self.links.lost()  # the publishers waiting for confirm() must not ack
         elif record[0] == T_PUB or record[0] == T_FRAMES:
             if self._counters is not None:  # QoS 0 for a node that is down: counted, not kept
@@ -277,6 +286,7 @@ class Peer:
             # Sync first, then live records: built and queued in this same turn, so nothing is missed.
             self.records = [*self.links.sync_records(self.pid), *self.backlog]
             self.backlog = []
+            self._backlog_bytes = 0
             self._overflowed = False
             self.up = True
             self.up_event.set()

@@ -126,7 +126,8 @@ class Membership:
             self.rt.links.add_peer(f"{name}/{k}", self._transport(host, port))
 
     def _transport(self, host: str, port: int) -> iw.TcpTransport:
-        return iw.TcpTransport(host, port, self.rt.node.config["distributed_cookie"])
+        cfg = self.rt.node.config
+        return iw.TcpTransport(host, port, cfg["distributed_cookie"], cfg["outgoing_clustering_buffer_size"] or None)
 
     def _unlink(self, name: str) -> None:
         prefix = f"{name}/"

@@ -120,6 +120,11 @@ class WorkerRuntime:
         self.links.stop()
 
     @property
+    def linked(self) -> bool:
+        """Other endpoints exist: a batch's forwards may have to wait for them (no hub path)."""
+        return bool(self.links.peers)
+
+    @property
     def runs_operations(self) -> bool:
         """HTTP listeners, $SYS and Graphite run in worker 0 only (they would share a port)."""
         return self.index == 0
