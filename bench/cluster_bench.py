@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import queue
+import socket
 import subprocess
 import sys
 import time
@@ -70,6 +71,8 @@ class Client:
         self.c.on_subscribe = lambda c, u, mid, codes, p: self.acks.put((time.monotonic(), mid))
         self.c.on_publish = lambda c, u, mid, rc, p: self.acks.put((time.monotonic(), mid))
         self.c.connect(node.host, node.port, 60)
+        # paho leaves Nagle on: a SUBSCRIBE right after a PUBACK would wait for the broker's delayed ACK
+        self.c.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.c.loop_start()
         self.present = self.connack.get(timeout=30)
 

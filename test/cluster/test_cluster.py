@@ -163,6 +163,20 @@ def test_same_client_id_on_two_nodes_ends_with_one_session(three, cid):
                         if r.get("client_id") == cid] == [{"client_id": cid}], 10, "one session left")
 
 
+def test_takeover_from_another_node_says_why_and_publishes_the_will(three, cid):
+    from clients import V5
+
+    a, b, c = three
+    watcher = _subscribe(c, f"{cid}-w", f"{cid}/will", 1)
+    first = a.client(cid, version=V5).will(f"{cid}/will", b"gone", 1)
+    first.connect()
+    second = b.client(cid, version=V5)
+    second.connect()
+    assert first.disconnected.wait(10)
+    assert first.disconnect_reason == 0x8E  # Session taken over
+    assert watcher.expect(1)[0].payload == b"gone"
+
+
 def test_racing_connects_leave_exactly_one_session(three, cid):
     import threading
 
