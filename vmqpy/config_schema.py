@@ -463,6 +463,9 @@ KEYS: tuple[Key, ...] = (
     Key("shared_subscription_policy", Enum(("prefer_local", "local_only", "random")), "prefer_local",
         "Which subscriber of a shared subscription gets a message.", runtime=True),
     # cluster
+    Key("cluster_heartbeat_timeout", MS, "3000",
+        "Milliseconds without a word from another node before its link is taken down and the node "
+        "counts as unreachable (netsplit); heartbeats go out every third of it (0: off)."),
     Key("ring_creation_size", Int(minimum=1), "64",
         "Partitions of the ring that picks, for each client id, the node coordinating its registration "
         "(a power of 2; the same on every node)."),

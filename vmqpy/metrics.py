@@ -83,6 +83,8 @@ COUNTERS: dict[str, str] = {
         "The number of times a MQTT queue process has been initialized from offline storage.",
     "router_matches_local": "The number of matched local subscriptions.",
     "router_matches_remote": "The number of matched remote subscriptions.",
+    "netsplit_detected": "The number of detected netsplits.",
+    "netsplit_resolved": "The number of resolved netsplits.",
     "cluster_bytes_sent": "The number of bytes sent to other cluster nodes.",
     "cluster_bytes_received": "The number of bytes received from other cluster nodes.",
     "cluster_bytes_dropped": "The number of bytes dropped while sending data to other cluster nodes.",

@@ -13,7 +13,9 @@ import pytest
 # The tests import their helpers by name (pytest runs with --import-mode=importlib).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from netns import ClusterNode, Hosts, netns_unavailable  # noqa: E402
+from broker import wait_until  # noqa: E402
+from clusterkit import running, same_port  # noqa: E402
+from netns import ClusterNode, Hosts, cluster_conf, netns_unavailable  # noqa: E402
 
 
 @pytest.fixture
@@ -73,3 +75,29 @@ def cluster(mode, hosts, make_node):
         return hs, [make_node(h, conf) for h in hs]
 
     return make
+
+
+@pytest.fixture
+def cluster_nodes(mode, hosts, make_node):
+    """Factory: cluster_nodes(n, conf=None, workers=1) -> n started nodes with cluster listeners,
+    joined into one cluster through the first, each seeing every node running."""
+    def make(n: int, conf: dict[str, str] | None = None, workers: int = 1):
+        hs = hosts(n, netns=(mode == "netns"))
+        cport = same_port(hs)
+        nodes = [make_node(h, {**cluster_conf(h, cport), "nr_of_workers": str(workers), **(conf or {})})
+                 for h in hs]
+        for node in nodes[1:]:
+            ok, out = node.admin("cluster", "join", f"discovery-node={nodes[0].nodename}")
+            assert ok, out
+        for node in nodes:
+            wait_until(lambda node=node: running(node) == {m.nodename: "true" for m in nodes}, 15,
+                       f"{node.nodename} to see every node running")
+        return nodes
+
+    return make
+
+
+@pytest.fixture
+def three(cluster_nodes):
+    """Three joined single-process nodes."""
+    return cluster_nodes(3)

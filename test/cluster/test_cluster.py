@@ -4,42 +4,9 @@ cross-node delivery in order without loss or duplicates, retained messages every
 from __future__ import annotations
 
 import pytest
-from broker import free_port, wait_until
+from broker import wait_until
+from clusterkit import metrics, running, same_port
 from netns import cluster_conf
-
-
-@pytest.fixture
-def three(cluster_nodes):
-    return cluster_nodes(3)
-
-
-@pytest.fixture
-def cluster_nodes(mode, hosts, make_node):
-    """Factory: n started nodes with cluster listeners, joined into one cluster through the first."""
-    def make(n: int, conf: dict[str, str] | None = None, workers: int = 1):
-        hs = hosts(n, netns=(mode == "netns"))
-        cport = same_port(hs)
-        nodes = [make_node(h, {**cluster_conf(h, cport), "nr_of_workers": str(workers), **(conf or {})})
-                 for h in hs]
-        for node in nodes[1:]:
-            ok, out = node.admin("cluster", "join", f"discovery-node={nodes[0].nodename}")
-            assert ok, out
-        for node in nodes:
-            wait_until(lambda node=node: running(node) == {m.nodename: "true" for m in nodes}, 15,
-                       f"{node.nodename} to see every node running")
-        return nodes
-
-    return make
-
-
-def same_port(hs) -> int:
-    """One cluster port for every host: a node finds another at NAME@HOST and its own port number, as
-    VerneMQ nodes do. Namespaces have every port free; loopback hosts share the machine's ports."""
-    return 44053 if hs.netns else free_port()
-
-
-def running(node) -> dict[str, str]:
-    return {row["Node"]: row["Running"] for row in node.rows("cluster", "show")}
 
 
 def _subscribe(node, cid, topic, qos):
@@ -73,12 +40,6 @@ def test_cross_node_delivery_in_order_without_loss_or_duplicates(three, qos, cid
     sent, received = metrics(b), metrics(a)
     assert sent["router_matches_remote"] >= 400  # one copy per node with matches, not per subscriber
     assert sent["cluster_bytes_sent"] > 200 * 2 and received["cluster_bytes_received"] > 200
-
-
-def metrics(node) -> dict[str, float]:
-    ok, out = node.admin("metrics", "show")
-    assert ok, out
-    return {k.split(".", 1)[-1]: float(v) for k, _, v in (line.partition(" = ") for line in out.splitlines()) if v}
 
 
 def test_subscription_routes_as_soon_as_suback_is_in(three, cid):

@@ -184,6 +184,7 @@ class Peer:
         self._sock: socket.socket | None = None
         self._greenlet: gevent.Greenlet | None = None
         self._counters = links.counters if not transport.local else None  # cluster bytes: TCP only
+        self.up_since = 0.0
 
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._run)
@@ -289,6 +290,7 @@ class Peer:
             self._backlog_bytes = 0
             self._overflowed = False
             self.up = True
+            self.up_since = time.monotonic()
             self.up_event.set()
             self._armed = True
             self._wake.set()
@@ -329,6 +331,16 @@ class Peer:
             finally:
                 self._busy = False
             self.links.check_drained()
+
+    def fail(self, why: str) -> None:
+        """Take the stream down from outside (a silent peer): the writer and the watcher wake up
+        with an error, and the dialing starts again."""
+        log.warning("cluster link to %s: %s, taking it down", self.pid, why)
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _watch(self, sock: socket.socket) -> None:
         """The peer never writes here: EOF or an error means it is gone."""
@@ -373,6 +385,8 @@ class Links:
         self.rpc = rpc                    # an RPC_KINDS record -> its answer
         self.batch_done = batch_done      # after each received frame batch (store flush)
         self.on_peer_up: Callable[[str], None] | None = None
+        self.on_peer_down: Callable[[str], None] | None = None
+        self.heard: dict[str, float] = {}  # endpoint -> when its stream to us last brought bytes
         self.peers: dict[str, Peer] = {}
         self.local: set[str] = set()      # the other workers of this node
         self.inbound: set[str] = set()    # endpoints whose stream to us is connected
@@ -549,6 +563,24 @@ class Links:
         self.lost()  # what was written to it and not yet confirmed may be gone with it
         for s in list(self._waiting):
             self._release(s, k, down=True)
+        if self.on_peer_down is not None:
+            self.on_peer_down(k)
+
+    def heartbeats(self, timeout: float) -> None:
+        """Run forever: ping every other node's endpoint each timeout/3 (answered on its stream to
+        us, like any ping) and take down a stream whose endpoint sent nothing for `timeout`: a
+        stopped process or a cut cable keeps TCP up, but not its answers."""
+        while True:
+            gevent.sleep(timeout / 3)
+            now = time.monotonic()
+            for pid, peer in list(self.peers.items()):
+                if peer.local or not peer.up:
+                    continue
+                silent = now - max(self.heard.get(pid, 0.0), peer.up_since)
+                if silent > timeout:
+                    peer.fail(f"no answer for {silent:.1f}s")
+                else:
+                    peer.send((T_PING, 0))
 
     # -- receiving ----------------------------------------------------------
     def _accept_loop(self, server: socket.socket, serve: Callable) -> None:
@@ -618,6 +650,8 @@ class Links:
                         return
                 if tcp:
                     self.counters["cluster_bytes_received"] += len(data)
+                    if peer is not None:
+                        self.heard[peer] = time.monotonic()
                 pings: list[str] = []
                 frames, data = reader.feed(data), b""
                 for records in frames:
@@ -626,6 +660,7 @@ class Links:
                         if peer == PARENT and not tcp:
                             return self._serve_rpc(conn, records[1:])
                         self.inbound.add(peer)
+                        self.heard[peer] = time.monotonic()
                         records = records[1:]
                         if not records:
                             continue

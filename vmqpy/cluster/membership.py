@@ -38,6 +38,7 @@ class Membership:
         self.name: str = node.name
         self.replica = runtime.meta.replica
         self.address = cluster_address(node.config)
+        self.split: set[str] = set()  # member nodes none of whose endpoints we reach since they went down
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -48,6 +49,21 @@ class Membership:
         for (name,), info in list(self.replica.fold(MEMBERS)):
             if name != self.name:
                 self._link(name, info)
+
+    def endpoint_up(self, pid: str) -> None:
+        name = pid.rpartition("/")[0]
+        if name in self.split and self.running(name):
+            self.split.discard(name)
+            self.rt.node.metrics.counters["netsplit_resolved"] += 1
+            log.warning("node %s is reachable again: netsplit resolved", name)
+
+    def endpoint_down(self, pid: str) -> None:
+        name = pid.rpartition("/")[0]
+        if (name != self.name and name not in self.split and self.replica.get(MEMBERS, (name,)) is not None
+                and not self.running(name)):
+            self.split.add(name)
+            self.rt.node.metrics.counters["netsplit_detected"] += 1
+            log.warning("node %s is unreachable: netsplit detected", name)
 
     def _own_record(self) -> dict:
         host, port = self.address

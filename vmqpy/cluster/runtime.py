@@ -75,6 +75,7 @@ class WorkerRuntime:
         self.members = Membership(self)
         self.registrations = Registrations(self)
         self.take_over = self.registrations.take_over  # connect.finish's seam
+        self._heartbeats: gevent.Greenlet | None = None
         for sid, table in node.registry.subscriptions.items():
             for filt in table:
                 key = (sid[0], filt)
@@ -87,8 +88,13 @@ class WorkerRuntime:
         server = self._cluster_socket()
         if server is not None:
             self.links.listen_tcp(server)
+        self.links.on_peer_up = self.members.endpoint_up
+        self.links.on_peer_down = self.members.endpoint_down
         self.links.connect()
         self.members.start()
+        timeout = self.node.config["cluster_heartbeat_timeout"] / 1000
+        if timeout:
+            self._heartbeats = gevent.spawn(self.links.heartbeats, timeout)
 
     def _cluster_socket(self) -> socket.socket | None:
         """The cluster listener: the parent's socket (shared by the workers), or bound here."""
@@ -115,6 +121,8 @@ class WorkerRuntime:
         return self.links.synced.wait(timeout)
 
     def stop(self) -> None:
+        if self._heartbeats is not None:
+            self._heartbeats.kill(block=False)
         self.meta.stop()
         self.links.flush()
         self.links.stop()
