@@ -125,8 +125,8 @@ WILL_PROPS = PacketTypes.WILLMESSAGE
 class Raw:
     """A raw socket speaking exact frames through vmqpy's own codec."""
 
-    def __init__(self, port: int, version: int = 4) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    def __init__(self, port: int, version: int = 4, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
         self.version = version
         self.decoder = Decoder(version=version, server=False)
         self.inbox: list = []

@@ -203,7 +203,8 @@ def test_concurrent_retained_writes_end_the_same_everywhere(three, cid):
 def test_qos1_for_a_stopped_node_beyond_its_buffer_is_not_acked(cluster_nodes, cid):
     """outgoing_clustering_buffer_size bounds what waits for a node that is down; what does not fit
     is counted as dropped and its publisher gets no PUBACK (it resends), never a silent loss."""
-    a, b = cluster_nodes(2, {"outgoing_clustering_buffer_size": "2KB"})
+    a, b = cluster_nodes(2, {"outgoing_clustering_buffer_size": "2KB", "allow_register_during_netsplit": "on",
+                             "allow_publish_during_netsplit": "on"})
     sub = b.client(f"{cid}-s", clean=False)
     sub.connect()
     sub.subscribe(f"{cid}/t", 1)

@@ -8,6 +8,7 @@ from broker import wait_until
 from clusterkit import metrics, running
 
 FAST = {"cluster_heartbeat_timeout": "1500"}
+ALLOW = {f"allow_{op}_during_netsplit": "on" for op in ("register", "publish", "subscribe", "unsubscribe")}
 
 
 def _still_routes(a, b, cid):
@@ -24,7 +25,7 @@ def _still_routes(a, b, cid):
 
 @pytest.mark.parametrize("fault", ["sigstop", "link_down"])
 def test_silent_node_is_detected_and_healed(cluster_nodes, fault, cid):
-    a, b, c = cluster_nodes(3, FAST)
+    a, b, c = cluster_nodes(3, {**FAST, **ALLOW})  # the others serve on through the split
     if fault == "sigstop":
         c.pause()
     else:
@@ -43,3 +44,66 @@ def test_silent_node_is_detected_and_healed(cluster_nodes, fault, cid):
     assert metrics(a)["netsplit_resolved"] >= 1
     assert f"node {c.nodename} is reachable again: netsplit resolved" in a.log_text()
     _still_routes(a, c, f"{cid}-healed")
+
+
+def _raw(node, cid: str, version: int):
+    from clients import Raw
+
+    r = Raw(node.port, version, node.mqtt_host)
+    assert r.connect(cid).reason_code == 0
+    return r
+
+
+def _split_off(c, others):
+    c.pause()
+    for n in others:
+        wait_until(lambda n=n: running(n)[c.nodename] == "false", 15, f"{n.nodename} to see the split")
+
+
+def test_during_a_netsplit_each_operation_is_refused_with_its_reason_code(cluster_nodes, cid):
+    from vmqpy.mqtt import packets as P
+
+    a, b, c = cluster_nodes(3, FAST)
+    v5, v3 = _raw(a, f"{cid}-5", 5), _raw(a, f"{cid}-3", 4)
+    _split_off(c, (a, b))
+    from clients import Raw
+
+    assert Raw(a.port, 5, a.mqtt_host).connect(f"{cid}-late").reason_code == 0x88  # Server unavailable
+    assert Raw(a.port, 4, a.mqtt_host).connect(f"{cid}-late3").reason_code == 3  # v3: server unavailable
+    v5.send(P.Subscribe(1, [(f"{cid}/t", P.SubOpts(1))]))
+    assert v5.recv().reason_codes == [0x80]
+    v5.send(P.Publish(f"{cid}/t", b"x", 1, packet_id=2))
+    assert v5.recv().reason_code == 0x80
+    v5.send(P.Unsubscribe(3, [f"{cid}/t"]))
+    assert v5.recv().reason_codes == [0x80]
+    v3.send(P.Publish(f"{cid}/t", b"x", 1, packet_id=4))
+    v3.send(P.Pingreq())
+    assert isinstance(v3.recv(), P.Pingresp)  # no PUBACK before it: v3 has no refusal, the client resends
+    counts = metrics(a)
+    assert counts["netsplit_register_refused"] == 2 and counts["netsplit_subscribe_refused"] == 1
+    assert counts["netsplit_publish_refused"] == 2 and counts["netsplit_unsubscribe_refused"] == 1
+    c.resume()
+    wait_until(lambda: set(running(a).values()) == {"true"}, 30, "healed")
+    v5.send(P.Subscribe(5, [(f"{cid}/t", P.SubOpts(1))]))
+    assert v5.recv().reason_codes == [1]
+
+
+def test_with_the_keys_on_operations_succeed_during_the_split_and_converge(cluster_nodes, cid):
+    a, b, c = cluster_nodes(3, {**FAST, **ALLOW})
+    _split_off(c, (a, b))
+    sub = a.client(f"{cid}-s")  # registered and subscribed on the majority side during the split
+    sub.connect()
+    sub.subscribe(f"{cid}/t", 1)
+    retained = b.client(f"{cid}-r")
+    retained.connect()
+    retained.publish(f"{cid}/r", b"set during the split", 1, retain=True)
+    c.resume()
+    wait_until(lambda: set(running(c).values()) == {"true"}, 30, "healed")
+    pub = c.client(f"{cid}-p")
+    pub.connect()
+    pub.publish(f"{cid}/t", b"after the heal", 1)
+    assert sub.expect(1)[0].payload == b"after the heal"  # c learned the subscription
+    late = c.client(f"{cid}-l")
+    late.connect()
+    late.subscribe(f"{cid}/r", 1)
+    assert late.expect(1)[0].payload == b"set during the split"  # and the retained message

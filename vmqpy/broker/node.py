@@ -183,6 +183,15 @@ class Node:
         return Msg(mods.get("topic", msg.topic), mods.get("payload", msg.payload), msg.qos, msg.retain,
                    props, msg.mountpoint, msg.expiry, msg.sender, msg.ref)
 
+    def netsplit_refuses(self, operation: str) -> bool:
+        """True (and counted) when the cluster is split and `allow_<operation>_during_netsplit` is off:
+        the operation must be refused (register, publish, subscribe, unsubscribe)."""
+        cluster = self.cluster
+        if cluster is None or not cluster.split or self.config[f"allow_{operation}_during_netsplit"]:
+            return False
+        self.metrics.counters[f"netsplit_{operation}_refused"] += 1
+        return True
+
     # -- routing ------------------------------------------------------------
     def publish(self, msg: Msg, inbound: tuple | None = None) -> int:
         """Route one message to every matching queue; returns the number of deliveries.

@@ -640,6 +640,10 @@ class Session:
         if props and "message_expiry_interval" in props:
             msg.expiry = time.time() + props["message_expiry_interval"]
         node = self.node
+        if node.cluster is not None and node.cluster.split and node.netsplit_refuses("publish"):
+            if qos and self.proto_level == 5:
+                self._refuse_publish(qos, pid, R.UNSPECIFIED_ERROR)
+            return  # v3 cannot refuse: no ack, so the client sends it again
         allowed = node.authorize_publish(self, msg)
         if allowed:
             node.publish(msg)
@@ -697,6 +701,10 @@ class Session:
         node.metrics.counters["mqtt_subscribe_received"] += 1
         v5 = self.proto_level == 5
         sub_id = (p.properties or {}).get("subscription_identifier", [None])[0]
+        if node.netsplit_refuses("subscribe"):
+            node.metrics.counters["mqtt_suback_sent"] += 1
+            self.send(encode(P.Suback(p.packet_id, [R.UNSPECIFIED_ERROR] * len(p.topics)), self.proto_level))
+            return
         granted = node.authorize_subscribe(self, [(f, o.qos) for f, o in p.topics], p.properties)
         codes: list[int] = []
         retained: list[tuple[str, Subscription]] = []
@@ -735,6 +743,10 @@ class Session:
     def _on_unsubscribe(self, p: P.Unsubscribe) -> None:
         node = self.node
         node.metrics.counters["mqtt_unsubscribe_received"] += 1
+        if node.netsplit_refuses("unsubscribe"):
+            if self.proto_level == 5:
+                self._acks.append(encode(P.Unsuback(p.packet_id, [R.UNSPECIFIED_ERROR] * len(p.topics)), 5))
+            return  # v3 has no failure code: no UNSUBACK, the subscription stays
         topics = node.authorize_unsubscribe(self, list(p.topics), p.properties)
         codes = [0 if node.registry.unsubscribe(self.sid, f) else R.NO_SUBSCRIPTION_EXISTED for f in topics]
         node.metrics.counters["mqtt_unsuback_sent"] += 1

@@ -128,6 +128,11 @@ class WorkerRuntime:
         self.links.stop()
 
     @property
+    def split(self) -> set[str]:
+        """Member nodes that cannot be reached now (the allow_*_during_netsplit keys apply)."""
+        return self.members.split
+
+    @property
     def linked(self) -> bool:
         """Other endpoints exist: a batch's forwards may have to wait for them (no hub path)."""
         return bool(self.links.peers)
