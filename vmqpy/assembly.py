@@ -8,6 +8,7 @@ builds it here, so the layers are wired in one place.
 from __future__ import annotations
 
 from vmqpy.broker.node import Node
+from vmqpy.config_schema import CLUSTER_KINDS
 
 
 def node_with_services(cfg, runtime_factory=None) -> Node:
@@ -27,7 +28,7 @@ def node_with_services(cfg, runtime_factory=None) -> Node:
 
 def single_process_runtime(cfg):
     """The runtime of a one-process node that has a cluster listener (None: it stands alone)."""
-    if not any(spec.kind == "vmq" for spec in cfg.listeners):
+    if not any(spec.kind in CLUSTER_KINDS for spec in cfg.listeners):
         return None
     from vmqpy.cluster.runtime import WorkerRuntime
     from vmqpy.cluster.workers import link_paths

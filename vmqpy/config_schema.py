@@ -241,7 +241,9 @@ ADDRESS = Address()
 
 MQTT_KINDS = ("tcp", "ssl", "ws", "wss")
 TLS_KINDS = ("ssl", "wss")
-LISTENER_KINDS = (*MQTT_KINDS, "http", "vmq")
+CLUSTER_KINDS = ("vmq", "vmqs")  # other nodes' links: plain TCP, TLS
+LISTENER_KINDS = (*MQTT_KINDS, "http", *CLUSTER_KINDS)
+TLS_OPTION_KINDS = (*TLS_KINDS, "vmqs")
 
 
 @dataclass(frozen=True)
@@ -270,24 +272,24 @@ LISTENER_OPTIONS = (
     ListenerOption("proxy_protocol", FLAG, "off",
                    "Accept connections opened by a proxy speaking the PROXY protocol (v1/v2).",
                    (*MQTT_KINDS, "http"), True),
-    ListenerOption("cafile", PATH, "", "PEM file of the CA certificates that are trusted.", TLS_KINDS, False),
-    ListenerOption("certfile", PATH, "", "PEM encoded server certificate.", TLS_KINDS, False),
+    ListenerOption("cafile", PATH, "", "PEM file of the CA certificates that are trusted.", TLS_OPTION_KINDS, False),
+    ListenerOption("certfile", PATH, "", "PEM encoded server certificate.", TLS_OPTION_KINDS, False),
     ListenerOption("keyfile", PATH, "", "PEM encoded private key of the server certificate.",
-                   TLS_KINDS, False),
+                   TLS_OPTION_KINDS, False),
     ListenerOption("crlfile", PATH, "", "PEM file of revoked client certificates (with require_certificate).",
-                   TLS_KINDS, False),
+                   TLS_OPTION_KINDS, False),
     ListenerOption("depth", Int(minimum=1), "1",
                    "Maximum client certificate verification depth (1: signed by the root CA).",
-                   TLS_KINDS, False),
+                   TLS_OPTION_KINDS, False),
     ListenerOption("require_certificate", FLAG, "off",
-                   "Require a client certificate that the cafile verifies.", TLS_KINDS, False),
+                   "Require a client certificate that the cafile verifies.", TLS_OPTION_KINDS, False),
     ListenerOption("use_identity_as_username", FLAG, "off",
                    "Use the client certificate's CN as username (needs require_certificate).",
                    TLS_KINDS, False),
     ListenerOption("tls_version", Enum(("tlsv1.2", "tlsv1.3")), "tlsv1.2",
-                   "Minimum TLS protocol version.", TLS_KINDS, False),
+                   "Minimum TLS protocol version.", TLS_OPTION_KINDS, False),
     ListenerOption("ciphers", STR, "", "Allowed ciphers, colon separated (empty: OpenSSL's defaults).",
-                   TLS_KINDS, False),
+                   TLS_OPTION_KINDS, False),
 )
 HTTP_MODULES = ("vmq_status_http", "vmq_health_http", "vmq_metrics_http", "vmq_http_mgmt_api")
 LISTENER_OPTIONS += (
@@ -302,6 +304,7 @@ _LISTENER_USES = {
     "tcp": "MQTT over TCP", "ssl": "MQTT over TLS", "ws": "MQTT over WebSocket",
     "wss": "MQTT over WebSocket with TLS", "http": "HTTP (/health, /metrics, /status, /api/v1)",
     "vmq": "the traffic of the other cluster nodes",
+    "vmqs": "the traffic of the other cluster nodes over TLS (then this node dials them over TLS too)",
 }
 
 

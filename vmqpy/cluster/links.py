@@ -42,6 +42,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 
 import gevent
+from gevent import ssl
 from gevent.event import Event
 
 from vmqpy.cluster.wire import (
@@ -108,10 +109,12 @@ class TcpTransport:
     pack = staticmethod(pack_msgpack)
     backoff = TCP_DIAL_BACKOFF
 
-    def __init__(self, host: str, port: int, cookie: str, buffer: int | None = None) -> None:
+    def __init__(self, host: str, port: int, cookie: str, buffer: int | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.host = host
         self.port = port
         self.cookie = cookie
+        self.tls = tls
         self.buffer = buffer  # outgoing_clustering_buffer_size: QoS 1/2 payload bytes kept while down
         self.failure: str | None = None  # the last dial error, logged once until a dial succeeds
 
@@ -123,6 +126,10 @@ class TcpTransport:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LINK_BUFFER)
+            if self.tls is not None:
+                sock.settimeout(TCP_CONNECT_TIMEOUT)
+                sock = self.tls.wrap_socket(sock)
+                sock.settimeout(None)
             dial_handshake(sock, self.cookie)
         except (OSError, WireError) as e:
             sock.close()
@@ -380,6 +387,7 @@ class Links:
         self.index = index                # ours among this node's workers
         self.paths = paths                # the link socket of each worker of this node
         self.cookie = cookie
+        self.tls: ssl.SSLContext | None = None  # a listener.vmqs: other nodes' links are TLS
         self.dispatch = dispatch          # (from endpoint, records, received fds)
         self.sync_records = sync_records  # what a (re)connected peer must learn first
         self.rpc = rpc                    # an RPC_KINDS record -> its answer
@@ -597,6 +605,8 @@ class Links:
         ours, or handed (fd and bytes read) to the worker of this node it names."""
         try:
             with gevent.Timeout(HELLO_TIMEOUT, WireError("no hello in time")):
+                if self.tls is not None:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
                 accept_handshake(conn, self.cookie)
                 data = b""
                 reader = FrameReader(loads_msgpack, HELLO_MAX)  # the hello is a frame of its own
@@ -614,7 +624,12 @@ class Links:
         if target == self.me:
             self._serve(conn, addr, data, tcp=True)
         elif target in self.local and self.peers[target].up:
-            self.peers[target].handoff((T_LINK, data, tuple(addr[:2])), conn.detach())
+            if self.tls is None:
+                self.peers[target].handoff((T_LINK, data, tuple(addr[:2])), conn.detach())
+            else:  # TLS state cannot move to another process: relay the plain bytes to it
+                mine, theirs = socket.socketpair()
+                self.peers[target].handoff((T_LINK, data, tuple(addr[:2])), theirs.detach())
+                _relay(conn, mine)
         else:
             self._refuse(conn, addr, f"no endpoint {target!r} here")
 
@@ -642,7 +657,10 @@ class Links:
         try:
             while True:
                 if not data:
-                    data, anc, _flags, _sender = conn.recvmsg(RECV_SIZE, 0 if tcp else socket.CMSG_SPACE(MAX_FDS * 4))
+                    if tcp:  # no fds from other nodes (and a TLS socket has no recvmsg)
+                        data, anc = conn.recv(RECV_SIZE), ()
+                    else:
+                        data, anc, _flags, _sender = conn.recvmsg(RECV_SIZE, socket.CMSG_SPACE(MAX_FDS * 4))
                     for level, kind, payload in anc:
                         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                             fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
@@ -707,6 +725,31 @@ class Links:
         for rec in records:
             if rec[0] in RPC_KINDS:
                 conn.sendall(pack([self.rpc(rec)]))
+
+
+def _relay(tls: socket.socket, plain: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    from gevent import socket as gsocket
+
+    plain = gsocket.socket(fileno=plain.detach())
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(RECV_SIZE):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    back = gevent.spawn(pump, plain, tls)
+    pump(tls, plain)
+    back.join()
+    tls.close()
+    plain.close()
 
 
 def _hello(records: list) -> tuple[str, str | None]:

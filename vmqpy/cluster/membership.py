@@ -143,7 +143,8 @@ class Membership:
 
     def _transport(self, host: str, port: int) -> iw.TcpTransport:
         cfg = self.rt.node.config
-        return iw.TcpTransport(host, port, cfg["distributed_cookie"], cfg["outgoing_clustering_buffer_size"] or None)
+        return iw.TcpTransport(host, port, cfg["distributed_cookie"], cfg["outgoing_clustering_buffer_size"] or None,
+                               self.rt.client_tls)
 
     def _unlink(self, name: str) -> None:
         prefix = f"{name}/"
@@ -173,12 +174,13 @@ class Membership:
 
 
 def cluster_address(cfg) -> tuple[str, int] | None:
-    """(host, port) other nodes reach us at: the `listener.vmq.clustering` (or first vmq) listener;
+    """(host, port) other nodes reach us at: the `listener.vmq(s).clustering` (or first) listener;
     an unspecified address (0.0.0.0, ::) is replaced by the host part of the node name."""
-    specs = [s for s in cfg.listeners if s.kind == "vmq"]
-    if not specs:
+    from vmqpy.cluster.runtime import cluster_listener
+
+    spec = cluster_listener(cfg)
+    if spec is None:
         return None
-    spec = next((s for s in specs if s.name == "clustering"), specs[0])
     host = spec.host
     if host in ("0.0.0.0", "::", ""):
         host = cfg["nodename"].partition("@")[2]

@@ -26,8 +26,10 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import gevent
+from gevent import ssl
 from gevent.event import Event
 
+from vmqpy.broker import tls
 from vmqpy.broker.listeners import ListenerError
 from vmqpy.broker.message import Msg
 from vmqpy.broker.preread import PrereadSocket
@@ -38,6 +40,7 @@ from vmqpy.cluster.accept import owner, read_connect
 from vmqpy.cluster.membership import Membership
 from vmqpy.cluster.metadata import ClusterMetadata
 from vmqpy.cluster.registration import Registrations
+from vmqpy.config_schema import CLUSTER_KINDS
 from vmqpy.mqtt.codec import Decoder
 
 if TYPE_CHECKING:
@@ -76,6 +79,7 @@ class WorkerRuntime:
         self.registrations = Registrations(self)
         self.take_over = self.registrations.take_over  # connect.finish's seam
         self._heartbeats: gevent.Greenlet | None = None
+        self.client_tls = None  # with a listener.vmqs: the context this endpoint dials other nodes with
         for sid, table in node.registry.subscriptions.items():
             for filt in table:
                 key = (sid[0], filt)
@@ -100,10 +104,12 @@ class WorkerRuntime:
         """The cluster listener: the parent's socket (shared by the workers), or bound here."""
         from gevent import socket as gsocket
 
-        spec = next((s for s in self.node.config.listeners if s.kind == "vmq"), None)
+        spec = cluster_listener(self.node.config)
         if spec is None:
             return None
-        fd = self.listen_fds.get(f"vmq.{spec.name}")
+        if spec.kind == "vmqs":
+            self.links.tls, self.client_tls = tls_contexts(spec.opts)
+        fd = self.listen_fds.get(f"{spec.kind}.{spec.name}")
         if fd is not None:
             return gsocket.socket(fileno=os.dup(fd))
         sock = gsocket.socket(gsocket.AF_INET6 if ":" in spec.host else gsocket.AF_INET, gsocket.SOCK_STREAM)
@@ -112,9 +118,10 @@ class WorkerRuntime:
             sock.bind((spec.host, spec.port))
         except OSError as e:
             sock.close()
-            raise ListenerError(f"listener vmq.{spec.name} on {spec.host}:{spec.port}: {e.strerror or e}") from e
+            raise ListenerError(f"listener {spec.kind}.{spec.name} on {spec.host}:{spec.port}: "
+                                f"{e.strerror or e}") from e
         sock.listen(128)
-        log.info("cluster listener vmq.%s on %s:%s started", spec.name, spec.host, spec.port)
+        log.info("cluster listener %s.%s on %s:%s started", spec.kind, spec.name, spec.host, spec.port)
         return sock
 
     def wait_synced(self, timeout: float) -> bool:
@@ -429,6 +436,31 @@ class WorkerRuntime:
         if isinstance(out, Table):
             return ok, "table", out.rows, out.columns
         return ok, "text", str(out)
+
+
+def cluster_listener(cfg):
+    """The listener other nodes reach this one at: `clustering` of kind vmq or vmqs, else the first."""
+    specs = [s for s in cfg.listeners if s.kind in CLUSTER_KINDS]
+    return next((s for s in specs if s.name == "clustering"), specs[0] if specs else None)
+
+
+def tls_contexts(opts: dict) -> tuple:
+    """(server, client) TLS contexts of a vmqs listener: the node's certfile/keyfile both ways; with
+    a cafile, the other side's certificate must verify against it (names are not checked: nodes
+    are reached by address, and the cookie proves membership)."""
+    try:
+        server = tls.server_context(opts)
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname = False
+        client.minimum_version = tls.TLS_VERSIONS[opts.get("tls_version") or "tlsv1.2"]
+        client.load_cert_chain(opts["certfile"], opts.get("keyfile") or None)
+        if opts.get("cafile"):
+            client.load_verify_locations(cafile=opts["cafile"])
+        else:
+            client.verify_mode = ssl.CERT_NONE
+    except (OSError, ValueError) as e:
+        raise ListenerError(f"cluster TLS: {e}") from e
+    return server, client
 
 
 def _pub_record(msg: Msg, groups: tuple) -> tuple:

@@ -28,6 +28,7 @@ from gevent.event import Event
 from vmqpy.broker.listeners import MQTT_KINDS, ListenerError
 from vmqpy.cluster.limits import ConnectionTable
 from vmqpy.cluster.partitions import worker_path
+from vmqpy.config_schema import CLUSTER_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class Supervisor:
 
     def _bind_listeners(self) -> None:
         for spec in self.config.listeners:
-            if spec.kind not in MQTT_KINDS and spec.kind != "vmq":  # vmq: other nodes' links
+            if spec.kind not in MQTT_KINDS and spec.kind not in CLUSTER_KINDS:  # vmq(s): other nodes' links
                 continue
             family = socket.AF_INET6 if ":" in spec.host else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
