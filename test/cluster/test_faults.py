@@ -107,3 +107,21 @@ def test_with_the_keys_on_operations_succeed_during_the_split_and_converge(clust
     late.connect()
     late.subscribe(f"{cid}/r", 1)
     assert late.expect(1)[0].payload == b"set during the split"  # and the retained message
+
+
+@pytest.mark.parametrize("mode", ["netns"], indirect=True)
+def test_duplicate_sessions_made_during_the_split_end_as_one(cluster_nodes, cid):
+    a, b, c = cluster_nodes(3, {**FAST, **ALLOW})
+    older = c.client(cid)
+    older.connect()
+    c.host.split()
+    for n in (a, c):
+        wait_until(lambda n=n: "false" in running(n).values(), 15, f"{n.nodename} to see the split")
+    newer = a.client(cid)  # c cannot be asked to give the session up: both sides have one now
+    newer.connect()
+    c.host.heal()
+    assert older.disconnected.wait(30)  # the one registered first gives way
+    assert not newer.disconnected.is_set()
+    wait_until(lambda: sum(r.get("client_id") == cid for n in (a, b, c) for r in n.rows("session", "show",
+                                                                                       "--client_id")) == 1,
+               15, "one session left")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -98,6 +99,7 @@ def finish(s: Session, p: P.Connect, auth_props: dict | None) -> None:
     queue, present = node.registry.register(s, s.sid, p.clean_start, s.expiry, opts, moved)
     s.queue = queue
     s.connected = True
+    s.registered_at = time.time()
     node.sessions.add(s)
     connack_props = _connack_props(s, p, props, auth_props) if level == 5 else None
     s.send_connack(P.Connack(present, 0, connack_props), level)

@@ -106,7 +106,7 @@ readers = Readers()
 class Session:
     # "__dict__" stays empty unless something shadows a method (admin/trace.py shadows `send`).
     __slots__ = ("node", "sock", "peer", "listener", "mountpoint", "decoder", "proto_level", "client_id",
-                 "assigned_id", "sid", "username", "queue", "will", "expiry", "keepalive", "connected",
+                 "assigned_id", "sid", "username", "queue", "will", "expiry", "keepalive", "connected", "registered_at",
                  "closed", "clean_disconnect", "inflight_count", "receive_max", "client_max_packet",
                  "in_quota", "aliases_in", "aliases_out", "throttle", "auth", "auth_method", "_qos1_in",
                  "_acks", "_rel_new", "_losses", "_suppress_will", "_reader", "_writable", "_timer", "_reading",
@@ -130,6 +130,7 @@ class Session:
         self.expiry: float | None = 0  # session expiry seconds; None = never
         self.keepalive = 0
         self.connected = False
+        self.registered_at = 0.0  # wall time of the CONNACK: the later of two sessions of one id wins
         self.closed = False
         self.clean_disconnect = False
         self.inflight_count = 0

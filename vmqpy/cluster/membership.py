@@ -56,6 +56,7 @@ class Membership:
             self.split.discard(name)
             self.rt.node.metrics.counters["netsplit_resolved"] += 1
             log.warning("node %s is reachable again: netsplit resolved", name)
+            self.rt.registrations.reconcile(name)
 
     def endpoint_down(self, pid: str) -> None:
         name = pid.rpartition("/")[0]

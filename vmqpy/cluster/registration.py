@@ -181,7 +181,31 @@ class Registrations:
         finally:
             self._calls.pop(seq, None)
 
-    def _run(self, op: str, args: tuple) -> Any:
+    # -- after a netsplit: one session per client id again ----------------------------
+    def reconcile(self, node: str) -> None:
+        """`node` is reachable again: tell its endpoints which sessions are online here; each side
+        keeps, per client id, the session registered last and disconnects the other (0x8E)."""
+        online = [(list(s.sid), s.registered_at) for s in self.rt.node.sessions if s.connected and not s.closed]
+        prefix = f"{node}/"
+        for pid, peer in self.rt.links.peers.items():
+            if pid.startswith(prefix):
+                peer.send((iw.T_CALL, 0, "dedupe", (online,)))
+
+    def _dedupe(self, sender: str, theirs: list) -> int:
+        mine = {s.sid: s for s in self.rt.node.sessions if s.connected and not s.closed}
+        kicked = 0
+        for sid, registered_at in theirs:
+            session = mine.get(tuple(sid))
+            if session is not None and (session.registered_at, self.rt.me) < (float(registered_at), sender):
+                log.warning("session %s also registered on %s during the netsplit: the later one stays",
+                            session.sid, sender)
+                session.taken_over(False)
+                kicked += 1
+        return kicked
+
+    def _run(self, op: str, args: tuple, sender: str | None = None) -> Any:
+        if op == "dedupe":
+            return self._dedupe(str(sender), list(args[0]))
         sid, target, clean_start = (tuple(args[0]), str(args[1]), bool(args[2]))
         if op == "reg":
             return self._register(sid, target, clean_start)
@@ -195,7 +219,7 @@ class Registrations:
 
     def _answer(self, sender: str, seq: int, op: str, args: tuple) -> None:
         try:
-            value = self._run(op, args)
+            value = self._run(op, args, sender)
         except (TypeError, ValueError, IndexError) as e:
             log.error("bad %s call from %s: %s", op, sender, e)
             value = None
