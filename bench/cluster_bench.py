@@ -14,6 +14,8 @@
   node routes each of them then), and until a publish from B to each of them arrived.
 - migrate-10k: 10,000 offline QoS 1 messages for a persistent session on A, published on C;
   the client reconnects on B: lost, duplicated, and the time until it had them all.
+- leave-10k: `cluster leave -k` of a node holding 10,000 offline messages across 100 sessions;
+  the clients come back on the other nodes: lost, duplicated, how long the leave took.
 Needs bench/loadgen (`make bench`) and paho-mqtt (in the venv).
 """
 
@@ -179,6 +181,45 @@ def migrate_10k(o: argparse.Namespace) -> dict:
             node.stop()
 
 
+def leave_10k(o: argparse.Namespace) -> dict:
+    """100 persistent sessions on C with 100 offline QoS 1 messages each; `cluster leave -k` of C;
+    the clients come back on A and B: lost, duplicated, how long the leave took."""
+    a, b, c = nodes = start_cluster(3, ("max_offline_messages = -1",))
+    try:
+        ids = [f"leaver-{i}" for i in range(100)]
+        for cid in ids:
+            client = Client(c, cid, clean=False)
+            client.c.subscribe(f"leave/{cid}", 1)
+            client.acks.get(timeout=30)
+            client.close()
+        pub = Client(a, "leave-pub")
+        for cid in ids:
+            for i in range(100):
+                pub.c.publish(f"leave/{cid}", str(i).encode(), 1)
+        for _ in range(len(ids) * 100):
+            pub.acks.get(timeout=60)
+        t0 = time.monotonic()
+        out = admin(c, "cluster", "leave", f"node=bench{c.port}@{c.host}", "-k")
+        took = time.monotonic() - t0
+        lost = dup = 0
+        for k, cid in enumerate(ids):
+            back = Client((a, b)[k % 2], cid, clean=False)
+            got = []
+            while True:
+                try:
+                    got.append(int(back.msgs.get(timeout=2)[1]))
+                except queue.Empty:
+                    break
+            lost += 100 - len(set(got))
+            dup += len(got) - len(set(got))
+            back.close()
+        return {"scenario": "leave-10k", "sessions": len(ids), "messages": len(ids) * 100, "lost": lost,
+                "duplicated": dup, "leave_s": round(took, 3), "output": out.strip()}
+    finally:
+        for node in nodes:
+            node.stop()
+
+
 SCENARIOS = {
     "one-q0": lambda o: throughput("one-q0", 0, o),
     "cross-q0": lambda o: throughput("cross-q0", 0, o),
@@ -187,6 +228,7 @@ SCENARIOS = {
     "sub-latency": sub_latency,
     "sub-10k": sub_10k,
     "migrate-10k": migrate_10k,
+    "leave-10k": leave_10k,
 }
 
 

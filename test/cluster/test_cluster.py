@@ -217,3 +217,30 @@ def test_qos1_for_a_stopped_node_beyond_its_buffer_is_not_acked(cluster_nodes, c
     assert pub.disconnected.wait(10)  # the batch could not be confirmed: no ack, the client resends
     assert not info.is_published()
     assert metrics(a)["cluster_bytes_dropped"] >= 5000
+
+
+def test_leave_with_kill_sessions_moves_every_queue_to_the_nodes_that_stay(cluster_nodes, cid):
+    a, b, c = cluster_nodes(3, {"max_offline_messages": "-1"})
+    ids = [f"{cid}-{i}" for i in range(10)]
+    for client_id in ids:
+        s = c.client(client_id, clean=False)
+        s.connect()
+        s.subscribe(f"{cid}/{client_id}", 1)
+        s.disconnect()
+    pub = a.client(f"{cid}-p")
+    pub.connect()
+    for client_id in ids:
+        for i in range(100):
+            pub.publish(f"{cid}/{client_id}", str(i).encode(), 1, wait=False)
+    pub.publish(f"{cid}/{ids[-1]}", b"100", 1)  # every earlier one is acked and stored on c
+    ok, out = c.admin("cluster", "leave", f"node={c.nodename}", "-k", "--summary-interval=1")
+    assert ok and "10 sessions moved (1001 messages), 0 left" in out, out
+    for n in (a, b):
+        wait_until(lambda n=n: c.nodename not in running(n), 15, "c gone")
+    for k, client_id in enumerate(ids):
+        back = (a, b)[k % 2].client(client_id, clean=False)
+        assert back.connect()[1].session_present
+        want = 101 if client_id == ids[-1] else 100
+        assert [int(m.payload) for m in back.expect(want)] == list(range(want))
+        back.disconnect()
+    assert "sessions moved" in c.log_text()

@@ -46,24 +46,37 @@ def cluster_join(node: Node, args: Args) -> Result:
 def cluster_leave(node: Node, args: Args) -> Result:
     """Graceful cluster-leave of a cluster node.
 
-  cluster leave node=<Node> [-k | --kill_sessions]
+  cluster leave node=<Node> [-k | --kill_sessions] [-i <IntervalInSecs>] [-t <TimeoutInSecs>]
 
   If <Node> is this node, its MQTT listeners are stopped first, so it takes
-  no new connections; with --kill_sessions its open connections are closed
-  too (their clients reconnect to the other nodes). The node is then removed
-  from the cluster on every member. A node that is offline is just removed."""
+  no new connections. With --kill_sessions its open connections are closed
+  too, and the queues of its persistent sessions (offline messages included)
+  move to the other nodes; -i (--summary-interval, 5) logs the progress every
+  so many seconds, -t (--timeout, 60) stops the migration after so many (the
+  command can be issued again). The node is then removed from the cluster on
+  every member. A node that is offline is just removed."""
     name = args.get("node")
     if not name:
         return _usage_error("cluster leave node=<Node> [-k | --kill_sessions]")
     members = _membership(node)
     if members is None:
         return False, "Error: this node is not in a cluster"
-    if name == node.name:
+    phase = args.get("phase")  # with several workers: "sessions" on each, then "members" on worker 0
+    summary = ""
+    if name == node.name and phase in (None, "sessions"):
+        try:
+            interval = float(args.get("i", args.get("summary-interval", "5")))
+            timeout = float(args.get("t", args.get("timeout", "60")))
+        except ValueError:
+            return False, "Error: -i and -t take a number of seconds"
         node.listeners.stop_all()
         if "k" in args.bare or "kill_sessions" in args.bare:
             for session in list(node.sessions):
                 session.kick(0x8B)  # server shutting down: the client reconnects elsewhere
             gevent.sleep(0)
-    # With several workers every one stops its listeners; worker 0 alone changes the member list.
-    why = members.leave(name) if node.cluster.index == 0 else None
-    return (False, f"Error: {why}") if why else (True, "Done")
+            moved, messages, left = node.cluster.registrations.migrate_all(interval, timeout)
+            summary = f": {moved} sessions moved ({messages} messages), {left} left on this node"
+    if phase == "sessions" or node.cluster.index != 0:
+        return True, f"Done{summary}"
+    why = members.leave(name)
+    return (False, f"Error: {why}") if why else (True, f"Done{summary}")

@@ -145,6 +145,18 @@ class Registry:
         self.node.msg_store.flush()
         return state
 
+    def adopt(self, sid: tuple[str, str], moved: dict, expiry: float | None) -> None:
+        """Keep offline a persistent session handed over without its client (its node left)."""
+        if sid in self.queues and self.queues[sid].sessions:
+            return  # its client reconnected here meanwhile and has its own state
+        meta = {"expiry": expiry, "offline_since": time.time()}
+        self.sessions[sid] = meta
+        self.node.metadata.put(SESSIONS, sid, meta)
+        queue = self.queue_for(sid)
+        self._install(queue, moved)
+        self._schedule_expiry(sid, meta)
+        self.node.msg_store.flush()
+
     def handed_off(self, sid: tuple[str, str]) -> None:
         """The node `sid` moved to routes its subscriptions now: stop routing and forwarding here."""
         if self.moved.pop(sid, None) is None:

@@ -61,7 +61,14 @@ def ask(paths: list[str], workers: list[int], record: tuple, timeout: float) -> 
 
 def run(paths: list[str], argv: list[str], timeout: float = 30.0) -> Result:
     """Run `argv` on the workers it concerns and merge their answers into the node's."""
-    workers = targets(argv, len(paths))
+    if argv[:2] == ["cluster", "leave"] and len(paths) > 1:
+        # every worker moves its sessions away first; only then does worker 0 change the member list
+        ok, out = _run(paths, [*argv, "--phase=sessions"], list(range(len(paths))), timeout)
+        return _run(paths, [*argv, "--phase=members"], [0], timeout) if ok else (ok, out)
+    return _run(paths, argv, targets(argv, len(paths)), timeout)
+
+
+def _run(paths: list[str], argv: list[str], workers: list[int], timeout: float) -> Result:
     replies = [r if not isinstance(r, BaseException) else (False, "text", f"worker {k}: {r}")
                for k, r in zip(workers, ask(paths, workers, (iw.T_RPC, argv), timeout), strict=True)]
     return merge(argv, replies)

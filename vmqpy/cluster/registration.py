@@ -93,10 +93,15 @@ class Registrations:
             if peer is not None:
                 peer.send((iw.T_MOVED, list(sid)))
 
-    def arrived(self, sid: tuple[str, str], subs: dict, msgs: list) -> None:
-        """T_MOVE: the state of a session that moves here."""
+    def arrived(self, sender: str, sid: tuple[str, str], subs: dict, msgs: list, adopt: bool = False,
+                expiry: float | None = None) -> None:
+        """T_MOVE: the state of a session that moves here (for a client connecting, or to adopt)."""
+        state = {"subs": dict(subs), "msgs": [(msg_from(m), q, r) for m, q, r in msgs]}
+        if adopt:
+            gevent.spawn(self.adopted, sid, state, expiry, sender)
+            return
         entry = self._arrived.setdefault(sid, ({}, Event()))
-        entry[0].update({"subs": dict(subs), "msgs": [(msg_from(m), q, r) for m, q, r in msgs]})
+        entry[0].update(state)
         entry[1].set()
 
     def delivered(self, sid: tuple[str, str], fields: tuple, qos: int, retain: bool) -> None:
@@ -140,7 +145,9 @@ class Registrations:
         return moved
 
     # -- X: an endpoint that may hold the session -----------------------------------
-    def _take(self, sid: tuple[str, str], target: str, clean_start: bool) -> bool:
+    def _take(self, sid: tuple[str, str], target: str, clean_start: bool, adopt: bool = False) -> int | None:
+        """Hand `sid` to `target`: the number of messages moved, None if nothing was here. `adopt`:
+        no client waits there (this node leaves): the target keeps the session offline."""
         peer = self.rt.links.peers.get(target)
         registry = self.rt.node.registry
 
@@ -148,18 +155,59 @@ class Registrations:
             if peer is not None:
                 peer.send((iw.T_DELIVER, list(sid), msg_fields(msg), qos, retain))
 
+        expiry = registry.sessions.get(sid, {}).get("expiry")
         state = registry.hand_off(sid, clean_start, forward)
         if state is None:
-            return False
+            return None
         if peer is None:
             log.error("session %s taken over by unknown endpoint %s: its state is lost", sid, target)
             registry.handed_off(sid)
-            return False
+            return None
         msgs = [(msg_fields(m), q, r) for m, q, r in state["msgs"]]
-        peer.send((iw.T_MOVE, list(sid), state["subs"], msgs))
+        peer.send((iw.T_MOVE, list(sid), state["subs"], msgs, adopt, expiry))
         log.info("session %s moved to %s with %d messages", sid, target, len(msgs))
         gevent.spawn_later(CALL_TIMEOUT * 6, registry.handed_off, sid)  # T_MOVED lost: stop anyway
-        return True
+        return len(msgs)
+
+    # -- a node leaving with its sessions -------------------------------------------
+    def migrate_all(self, interval: float, timeout: float) -> tuple[int, int, int]:
+        """Move every session kept here (offline messages included) to the nodes that stay, each to
+        the worker of the node the ring picks for it: (sessions moved, messages moved, left here)."""
+        registry = self.rt.node.registry
+        members = {n: i for n, i in self._members().items() if n != self.rt.node.name and self._reachable(n)}
+        if not members:
+            return 0, 0, len(registry.sessions)
+        ring = Ring(self.rt.node.config["ring_creation_size"], tuple(sorted(members)))
+        todo = sorted(registry.sessions)
+        deadline = time.monotonic() + timeout
+        last_report = time.monotonic()
+        sessions = messages = 0
+        for sid in todo:
+            if time.monotonic() > deadline:
+                break
+            name = ring.owner(f"{sid[0]}\x00{sid[1]}")
+            moved = self._take(sid, self._owner_on(name, members[name], sid), False, adopt=True)
+            if moved is not None:
+                sessions += 1
+                messages += moved
+            self.rt.links.flush()
+            gevent.sleep(0)  # let the links write what was queued
+            if time.monotonic() - last_report >= interval:
+                last_report = time.monotonic()
+                log.info("leaving the cluster: %d of %d sessions moved (%d messages)", sessions, len(todo), messages)
+        left = len(registry.sessions)
+        log.info("leaving the cluster: %d sessions moved (%d messages), %d left here", sessions, messages, left)
+        return sessions, messages, left
+
+    def _reachable(self, name: str) -> bool:
+        return any(p.up for pid, p in self.rt.links.peers.items() if pid.startswith(f"{name}/"))
+
+    def adopted(self, sid: tuple[str, str], state: dict, expiry: float | None, sender: str) -> None:
+        """T_MOVE with no client waiting: keep the session offline here, then stop the sender's forwarding."""
+        self.rt.node.registry.adopt(sid, state, expiry)
+        peer = self.rt.links.peers.get(sender)
+        if peer is not None:
+            peer.send((iw.T_MOVED, list(sid)))
 
     # -- calls between endpoints ----------------------------------------------------
     def _ask(self, pid: str, op: str, args: tuple) -> Any:
@@ -210,7 +258,7 @@ class Registrations:
         if op == "reg":
             return self._register(sid, target, clean_start)
         if op == "take":
-            return self._take(sid, target, clean_start)
+            return self._take(sid, target, clean_start) is not None
         raise ValueError(f"unknown call {op!r}")
 
     def called(self, sender: str, seq: int, op: str, args: tuple) -> None:

@@ -373,7 +373,7 @@ class WorkerRuntime:
             elif kind == iw.T_REPLY:
                 self.registrations.replied(rec[1], rec[2])
             elif kind == iw.T_MOVE:
-                self.registrations.arrived(tuple(rec[1]), rec[2], rec[3])
+                self.registrations.arrived(k, tuple(rec[1]), *rec[2:])
             elif kind == iw.T_DELIVER:
                 self.registrations.delivered(tuple(rec[1]), rec[2], rec[3], rec[4])
             elif kind == iw.T_MOVED:
