@@ -244,3 +244,15 @@ def test_leave_with_kill_sessions_moves_every_queue_to_the_nodes_that_stay(clust
         assert [int(m.payload) for m in back.expect(want)] == list(range(want))
         back.disconnect()
     assert "sessions moved" in c.log_text()
+
+
+def test_an_api_key_made_on_one_node_opens_every_node(three):
+    a, b, c = three
+    ok, out = a.admin("api-key", "add", "key=clusterwide0123456789")
+    assert ok, out
+    for n in (b, c):
+        wait_until(lambda n=n: any(r["Key"] == "clusterwide0123456789" for r in n.rows("api-key", "show")), 10,
+                   f"the key on {n.nodename}")
+    ok, out = c.admin("api-key", "delete", "key=clusterwide0123456789")
+    assert ok, out
+    wait_until(lambda: not a.rows("api-key", "show"), 10, "deleted everywhere")

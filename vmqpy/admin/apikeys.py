@@ -29,6 +29,12 @@ def parse_expiry(text: str | None) -> float | None:
     return datetime.fromisoformat(text).timestamp()
 
 
+def api_keys(node) -> ApiKeys:
+    """The node's API keys: the cluster's when it has a cluster runtime (replicated), else its own."""
+    cluster = node.cluster
+    return ApiKeys(cluster.meta.view(PREFIX) if cluster is not None else node.metadata)
+
+
 class ApiKeys:
     def __init__(self, metadata) -> None:
         self.metadata = metadata

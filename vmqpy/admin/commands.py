@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 
 from vmqpy import __version__
-from vmqpy.admin.apikeys import ApiKeys, new_key, parse_expiry
+from vmqpy.admin.apikeys import api_keys, new_key, parse_expiry
 from vmqpy.admin.table import render_table
 from vmqpy.config import ConfigError
 from vmqpy.config import Listener as ListenerSpec
@@ -502,7 +502,7 @@ def trace_client(node: Node, args: Args) -> Result:
 
 def _add_key(node: Node, key: str, args: Args) -> Result:
     try:
-        ApiKeys(node.metadata).add(key, args.get("scope", "mgmt"), parse_expiry(args.get("expires")))
+        api_keys(node).add(key, args.get("scope", "mgmt"), parse_expiry(args.get("expires")))
     except ValueError as e:
         return False, f"Error: {e}"
     return True, key
@@ -534,7 +534,7 @@ def api_key_delete(node: Node, args: Args) -> Result:
   api-key delete key=<Key>"""
     if not args.get("key"):
         return _usage_error("api-key delete key=<Key>")
-    if not ApiKeys(node.metadata).delete(args["key"]):
+    if not api_keys(node).delete(args["key"]):
         return False, "Error: no such API key"
     return True, "Done"
 
@@ -542,7 +542,7 @@ def api_key_delete(node: Node, args: Args) -> Result:
 @command("api-key", "show")
 def api_key_show(node: Node, args: Args) -> Result:
     """Show the API keys."""
-    return True, Table(ApiKeys(node.metadata).rows(), ["Key", "Scope", "Expires (UTC)", "has expired"])
+    return True, Table(api_keys(node).rows(), ["Key", "Scope", "Expires (UTC)", "has expired"])
 
 
 from vmqpy.admin import cluster_commands, plugin_commands  # noqa: E402,F401  (register `cluster`, `plugin`, `webhooks`)

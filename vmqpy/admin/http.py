@@ -23,7 +23,7 @@ import ujson
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
-from vmqpy.admin.apikeys import ApiKeys
+from vmqpy.admin.apikeys import api_keys
 from vmqpy.admin.commands import Result, Table
 from vmqpy.broker.listeners import Listener, ListenerError
 from vmqpy.metrics import HasSamples, prometheus_text
@@ -78,7 +78,7 @@ class App:
     def __init__(self, node: Node, modules: Iterable[str], view: OpsView) -> None:
         self.node = node
         self.view = view
-        self.keys = ApiKeys(node.metadata)
+        self.keys = api_keys(node)
         routes: dict[str, dict[str, Callable[[dict], Response]]] = {
             "vmq_health_http": {"/health": self.health},
             "vmq_metrics_http": {"/metrics": self.metrics},

@@ -8,6 +8,8 @@ persisted in its own metadata store. Prefixes:
 - `retain`: retained messages, `(mountpoint, topic)` -> the stored record. A
   change goes from the endpoint that made it to every other endpoint; the
   retained trie of each endpoint follows its replica.
+- `api_keys`: the HTTP API keys (admin/apikeys.py), `(key,)` -> scope and
+  expiry, through `view()`: a key made on one node opens every node.
 
 When a stream to a peer comes up, the peer first gets every record we hold
 (tombstones included), as it got our subscriptions. Anti-entropy repairs what
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import gevent
 
+from vmqpy.admin.apikeys import PREFIX as API_KEYS
 from vmqpy.broker.message import Msg
 from vmqpy.broker.retain import PREFIX as RETAIN
 from vmqpy.broker.retain import to_record
@@ -37,7 +40,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MEMBERS = "members"
-SYNCED = (MEMBERS, RETAIN)  # sent in full when a stream comes up
+SYNCED = (MEMBERS, RETAIN, API_KEYS)  # sent in full when a stream comes up
+ADOPTED = (RETAIN, API_KEYS)  # kept by one process before it was linked: taken into the replica
 EXCHANGE_INTERVAL = 5.0
 # T_META payloads: ("rec", record) one object; ("digest", digest) an anti-entropy round opens;
 # ("repair", records, buckets) what differed, and which of ours to send back; ("recs", records).
@@ -54,13 +58,15 @@ class ClusterMetadata:
         node.retain.replicate = self.retain
 
     def _adopt_local_retained(self) -> None:
-        """Retained messages this process kept on its own (standalone, or moved here by a change of
-        nr_of_workers) enter the replica; the trie gets every retained message the replica holds."""
+        """Retained messages and API keys this process kept on its own (standalone, or moved here by a
+        change of nr_of_workers) enter the replica; the trie gets every retained message it holds."""
         node = self.rt.node
-        for (mountpoint, topic), record in list(node.metadata.fold(RETAIN)):
-            if self.replica.get(RETAIN, (mountpoint, topic)) is None:
-                self.replica.put(RETAIN, (mountpoint, topic), record)
-            node.metadata.delete(RETAIN, (mountpoint, topic))
+        for prefix in ADOPTED:
+            for key, record in list(node.metadata.fold(prefix)):
+                rkey = key if isinstance(key, tuple) else (key,)
+                if self.replica.get(prefix, rkey) is None:
+                    self.replica.put(prefix, rkey, record)
+                node.metadata.delete(prefix, key)
         for key, record in self.replica.fold(RETAIN):
             node.retain.apply(*key, record)
 
@@ -79,6 +85,11 @@ class ClusterMetadata:
                   else self.replica.delete(RETAIN, key))
         if record is not None:
             self.publish(record)
+
+    def view(self, prefix: str) -> SharedPrefix:
+        """One prefix of the replica with the metadata store's interface (string keys), every write
+        going to every endpoint."""
+        return SharedPrefix(self, prefix)
 
     def publish(self, record: tuple) -> None:
         self.rt.links.broadcast((iw.T_META, ("rec", record)))
@@ -141,3 +152,25 @@ class ClusterMetadata:
             collected = self.replica.collect([self.rt.me, *links.peers])
             if collected:
                 log.debug("collected %d tombstones", collected)
+
+
+class SharedPrefix:
+    """get/put/delete/fold of one replicated prefix, as admin code uses a MetadataStore prefix."""
+
+    def __init__(self, meta: ClusterMetadata, prefix: str) -> None:
+        self.meta = meta
+        self.prefix = prefix
+
+    def get(self, prefix: str, key: str):
+        return self.meta.replica.get(self.prefix, (key,))
+
+    def put(self, prefix: str, key: str, value) -> None:
+        self.meta.publish(self.meta.replica.put(self.prefix, (key,), value))
+
+    def delete(self, prefix: str, key: str) -> None:
+        record = self.meta.replica.delete(self.prefix, (key,))
+        if record is not None:
+            self.meta.publish(record)
+
+    def fold(self, prefix: str):
+        return [(key[0], value) for key, value in self.meta.replica.fold(self.prefix)]

@@ -26,6 +26,7 @@ import re
 import shutil
 from collections.abc import Iterator
 
+from vmqpy.admin.apikeys import PREFIX as API_KEYS
 from vmqpy.broker.registry import SESSIONS, SUBSCRIPTIONS
 from vmqpy.broker.retain import PREFIX as RETAIN
 from vmqpy.cluster.accept import owner
@@ -171,7 +172,7 @@ def _move_out(source: Partition, targets: list[Partition], here: int | None) -> 
         if k != here:
             _move_session(sid, source, targets[k])
             moved += 1
-    moved += _unreplicate_retained(source, targets)
+    moved += _unreplicate(source, targets)
     for prefix in source.meta.prefixes():
         if prefix in (SESSIONS, SUBSCRIPTIONS):
             continue
@@ -185,18 +186,19 @@ def _move_out(source: Partition, targets: list[Partition], here: int | None) -> 
     return moved
 
 
-def _unreplicate_retained(source: Partition, targets: list[Partition]) -> int:
-    """Retained messages in a worker's replica (cluster/metadata.py) become plain records of the
-    partition owning their topic, which adopts them into its replica when it starts (every worker
-    held them all: one copy is kept)."""
+def _unreplicate(source: Partition, targets: list[Partition]) -> int:
+    """Retained messages and API keys in a worker's replica (cluster/metadata.py) become plain
+    records of the partition owning them (API keys: worker 0's), which adopts them into its replica
+    when it starts (every worker held them all: one copy is kept). Returns the retained ones moved."""
     moved = 0
     for key, obj in list(source.meta.fold(REPLICA)):
         prefix, item = key
-        if prefix != RETAIN:
+        if prefix not in (RETAIN, API_KEYS):
             continue
         if obj[0] is not None:
-            targets[_owner_of(RETAIN, item, len(targets))].meta.put(RETAIN, tuple(item), obj[0])
-            moved += 1
+            plain = tuple(item) if prefix == RETAIN else item[0]
+            targets[_owner_of(prefix, plain, len(targets))].meta.put(prefix, plain, obj[0])
+            moved += prefix == RETAIN
         source.meta.delete(REPLICA, key)
     return moved
 
