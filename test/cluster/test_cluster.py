@@ -256,3 +256,13 @@ def test_an_api_key_made_on_one_node_opens_every_node(three):
     ok, out = c.admin("api-key", "delete", "key=clusterwide0123456789")
     assert ok, out
     wait_until(lambda: not a.rows("api-key", "show"), 10, "deleted everywhere")
+
+
+def test_set_all_changes_a_setting_on_every_node(three):
+    a, b, c = three
+    ok, out = b.admin("set", "max_inflight_messages=7", "--all")
+    assert ok, out
+    for n in three:
+        wait_until(lambda n=n: "7" in n.admin("show", "max_inflight_messages")[1], 10, f"set on {n.nodename}")
+    c.restart(crash=True)
+    assert "7" in c.admin("show", "max_inflight_messages")[1]  # kept in the replicated metadata

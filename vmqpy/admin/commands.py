@@ -202,15 +202,24 @@ def metrics_show(node: Node, args: Args) -> Result:
 
 @command("set")
 def config_set(node: Node, args: Args) -> Result:
-    """Set runtime config values: set KEY=VALUE [KEY=VALUE ...] (vernemq.conf keys marked runtime)."""
+    """Set runtime config values: set KEY=VALUE [KEY=VALUE ...] [--all] (vernemq.conf keys marked runtime).
+
+  --all   on every node of the cluster (kept in its replicated metadata, so a node restarted or
+          joining later takes the values too)"""
     changes = {k: args[k] for k in args.valued}
     if not changes:
-        return _usage_error("set KEY=VALUE ...")
+        return _usage_error("set KEY=VALUE ... [--all]")
     try:
         for key, value in changes.items():
             node.config.set(key, value)
     except ConfigError as e:
         return False, f"Error: {e}"
+    if "all" in args.bare and node.cluster is not None:
+        from vmqpy.cluster.metadata import CONFIG  # every endpoint applies what is set there
+
+        shared = node.cluster.meta.view(CONFIG)
+        for key, value in changes.items():
+            shared.put(CONFIG, key, value)
     return True, ""
 
 

@@ -10,6 +10,8 @@ persisted in its own metadata store. Prefixes:
   retained trie of each endpoint follows its replica.
 - `api_keys`: the HTTP API keys (admin/apikeys.py), `(key,)` -> scope and
   expiry, through `view()`: a key made on one node opens every node.
+- `config`: `vmq-admin set KEY=VALUE --all`, `(key,)` -> the value as text,
+  applied on every endpoint when it changes and when the endpoint starts.
 
 When a stream to a peer comes up, the peer first gets every record we hold
 (tombstones included), as it got our subscriptions. Anti-entropy repairs what
@@ -33,6 +35,7 @@ from vmqpy.broker.retain import PREFIX as RETAIN
 from vmqpy.broker.retain import to_record
 from vmqpy.cluster import links as iw
 from vmqpy.cluster.replica import Replica, diff
+from vmqpy.config import ConfigError
 
 if TYPE_CHECKING:
     from vmqpy.cluster.runtime import WorkerRuntime
@@ -40,7 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MEMBERS = "members"
-SYNCED = (MEMBERS, RETAIN, API_KEYS)  # sent in full when a stream comes up
+CONFIG = "config"
+SYNCED = (MEMBERS, RETAIN, API_KEYS, CONFIG)  # sent in full when a stream comes up
 ADOPTED = (RETAIN, API_KEYS)  # kept by one process before it was linked: taken into the replica
 EXCHANGE_INTERVAL = 5.0
 # T_META payloads: ("rec", record) one object; ("digest", digest) an anti-entropy round opens;
@@ -55,6 +59,9 @@ class ClusterMetadata:
         self._greenlet: gevent.Greenlet | None = None
         self._adopt_local_retained()
         self.replica.subscribe(RETAIN, self._retained_changed)
+        self.replica.subscribe(CONFIG, self._config_changed)
+        for key, value in self.replica.fold(CONFIG):
+            self._config_changed(key, None, value)
         node.retain.replicate = self.retain
 
     def _adopt_local_retained(self) -> None:
@@ -96,6 +103,14 @@ class ClusterMetadata:
 
     def _retained_changed(self, key: tuple, old: dict | None, new: dict | None) -> None:
         self.rt.node.retain.apply(key[0], key[1], new)
+
+    def _config_changed(self, key: tuple, old: str | None, new: str | None) -> None:
+        if new is None:
+            return  # a value set cluster-wide stays where it is when the entry goes
+        try:
+            self.rt.node.config.set(key[0], new)
+        except ConfigError as e:  # set --all checked it where it was typed; a newer schema may differ
+            log.error("cluster-wide setting %s = %s not applied: %s", key[0], new, e)
 
     # -- what peers send -----------------------------------------------------------
     def sync_records(self) -> list:
