@@ -34,6 +34,20 @@ class ListenerError(Exception):
     pass
 
 
+def bind(spec, backlog: int) -> socket.socket:
+    """A listening socket on the address of listener `spec`; ListenerError if it cannot listen."""
+    sock = socket.socket(socket.AF_INET6 if ":" in spec.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((spec.host, spec.port))
+    except OSError as e:
+        sock.close()
+        raise ListenerError(f"listener {spec.kind}.{spec.name} on {spec.host}:{spec.port}: "
+                            f"{e.strerror or e}") from e
+    sock.listen(backlog)
+    return sock
+
+
 class _Server(StreamServer):
     """Leaves each accepted socket open when the accept handler returns: a parked session
     outlives it, and every path that refuses a connection closes its socket itself."""

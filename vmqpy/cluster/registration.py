@@ -58,6 +58,7 @@ class Registrations:
         self._calls: dict[int, AsyncResult] = {}
         self._locks: dict[tuple[str, str], Semaphore] = {}
         self._arrived: dict[tuple[str, str], tuple[dict, Event]] = {}  # T_MOVE received, by sid
+        self._handing: dict[tuple[str, str], Event] = {}  # leaving: moved, its T_MOVED not back yet
         self._ring: Ring | None = None
         self._ring_members: tuple[str, ...] = ()
 
@@ -190,14 +191,26 @@ class Registrations:
             if moved is not None:
                 sessions += 1
                 messages += moved
+                self._handing[sid] = Event()
             self.rt.links.flush()
             gevent.sleep(0)  # let the links write what was queued
             if time.monotonic() - last_report >= interval:
                 last_report = time.monotonic()
                 log.info("leaving the cluster: %d of %d sessions moved (%d messages)", sessions, len(todo), messages)
+        for sid, done in list(self._handing.items()):  # until each target has it: a client back there finds it
+            if not done.wait(max(0.0, deadline - time.monotonic())):
+                log.error("leaving the cluster: no confirmation that session %s arrived", sid)
+        self._handing.clear()
         left = len(registry.sessions)
         log.info("leaving the cluster: %d sessions moved (%d messages), %d left here", sessions, messages, left)
         return sessions, messages, left
+
+    def handed_off(self, sid: tuple[str, str]) -> None:
+        """T_MOVED: the session's new place routes it; stop routing and forwarding here."""
+        self.rt.node.registry.handed_off(sid)
+        done = self._handing.get(sid)
+        if done is not None:
+            done.set()
 
     def _reachable(self, name: str) -> bool:
         return any(p.up for pid, p in self.rt.links.peers.items() if pid.startswith(f"{name}/"))

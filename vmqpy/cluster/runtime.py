@@ -30,7 +30,7 @@ from gevent import ssl
 from gevent.event import Event
 
 from vmqpy.broker import tls
-from vmqpy.broker.listeners import ListenerError
+from vmqpy.broker.listeners import ListenerError, bind
 from vmqpy.broker.message import Msg
 from vmqpy.broker.preread import PrereadSocket
 from vmqpy.broker.registry import split_filter
@@ -112,15 +112,7 @@ class WorkerRuntime:
         fd = self.listen_fds.get(f"{spec.kind}.{spec.name}")
         if fd is not None:
             return gsocket.socket(fileno=os.dup(fd))
-        sock = gsocket.socket(gsocket.AF_INET6 if ":" in spec.host else gsocket.AF_INET, gsocket.SOCK_STREAM)
-        sock.setsockopt(gsocket.SOL_SOCKET, gsocket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((spec.host, spec.port))
-        except OSError as e:
-            sock.close()
-            raise ListenerError(f"listener {spec.kind}.{spec.name} on {spec.host}:{spec.port}: "
-                                f"{e.strerror or e}") from e
-        sock.listen(128)
+        sock = bind(spec, 128)
         log.info("cluster listener %s.%s on %s:%s started", spec.kind, spec.name, spec.host, spec.port)
         return sock
 
@@ -377,7 +369,7 @@ class WorkerRuntime:
             elif kind == iw.T_DELIVER:
                 self.registrations.delivered(tuple(rec[1]), rec[2], rec[3], rec[4])
             elif kind == iw.T_MOVED:
-                node.registry.handed_off(tuple(rec[1]))
+                self.registrations.handed_off(tuple(rec[1]))
 
     def _deliver_frames(self, mountpoint: str, topic: str, sender: tuple, data: bytes, n: int) -> None:
         """A T_FRAMES run: `n` v3 QoS 0 PUBLISH frames of one publisher and topic. Written as they

@@ -25,7 +25,7 @@ import time
 import gevent
 from gevent.event import Event
 
-from vmqpy.broker.listeners import MQTT_KINDS, ListenerError
+from vmqpy.broker.listeners import MQTT_KINDS, bind
 from vmqpy.cluster.limits import ConnectionTable
 from vmqpy.cluster.partitions import worker_path
 from vmqpy.config_schema import CLUSTER_KINDS
@@ -136,16 +136,7 @@ class Supervisor:
         for spec in self.config.listeners:
             if spec.kind not in MQTT_KINDS and spec.kind not in CLUSTER_KINDS:  # vmq(s): other nodes' links
                 continue
-            family = socket.AF_INET6 if ":" in spec.host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((spec.host, spec.port))
-            except OSError as e:
-                sock.close()
-                raise ListenerError(f"listener {spec.kind}.{spec.name} on {spec.host}:{spec.port}: "
-                                    f"{e.strerror or e}") from e
-            sock.listen(1024)
+            sock = bind(spec, 1024)
             sock.set_inheritable(True)
             self.sockets[f"{spec.kind}.{spec.name}"] = sock
 
