@@ -89,11 +89,11 @@ def finish(s: Session, p: P.Connect, auth_props: dict | None) -> None:
         s.expiry = 0 if p.clean_start else (cfg["persistent_client_expiration"] or None)
     if cfg["max_message_rate"]:
         s.throttle = Throttle(cfg["max_message_rate"])
+    if node.netsplit_refuses("register"):
+        return s.refuse(level, R.SERVER_UNAVAILABLE, "the cluster is split (allow_register_during_netsplit = off)")
     node.wills.resumed(s.sid, p.clean_start)
     opts = QueueOpts(cfg["max_online_messages"], cfg["max_offline_messages"], cfg["queue_type"],
                      s.expiry != 0, cfg["queue_deliver_mode"])
-    if node.netsplit_refuses("register"):
-        return s.refuse(level, R.SERVER_UNAVAILABLE, "the cluster is split (allow_register_during_netsplit = off)")
     # In a cluster the session may live on another node: it moves here first (its state, if kept).
     moved = node.cluster.take_over(s.sid, p.clean_start) if node.cluster is not None else None
     queue, present = node.registry.register(s, s.sid, p.clean_start, s.expiry, opts, moved)

@@ -5,9 +5,9 @@ The member list is replicated metadata (metadata.py): one object per node,
 of that node when it starts and tombstoned by `cluster leave`. There is no
 master: joining means linking to any member (`cluster join
 discovery-node=N`); the two sides send each other their metadata when their
-streams come up, and a change of the member list learned from a peer is
-passed on to every other peer, so every endpoint of every node learns every
-member and links to each of its endpoints. The list persists with the
+streams come up, and a change of the member list spreads by plumtree
+(metadata.py), so every endpoint of every node learns every member and links
+to each of its endpoints. The list persists with the
 replica, so a restarted node links to its cluster again without a new join.
 """
 

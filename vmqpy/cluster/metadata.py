@@ -3,8 +3,10 @@
 Every endpoint (a worker of a node) holds a full replica (replica.py),
 persisted in its own metadata store. Prefixes:
 
-- `members`: the member list (membership.py). A change learned from a peer is
-  passed on to every other peer: it is small and changes seldom.
+- `members`: the member list (membership.py). A change travels by plumtree
+  (plumtree.py): pushed along a spanning tree of the mesh, announced on the
+  other links, grafted where a push was lost, so every endpoint gets it even
+  from endpoints that are not linked to its writer yet (a join).
 - `retain`: retained messages, `(mountpoint, topic)` -> the stored record. A
   change goes from the endpoint that made it to every other endpoint; the
   retained trie of each endpoint follows its replica.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from typing import TYPE_CHECKING
 
 import gevent
@@ -34,6 +37,7 @@ from vmqpy.broker.message import Msg
 from vmqpy.broker.retain import PREFIX as RETAIN
 from vmqpy.broker.retain import to_record
 from vmqpy.cluster import links as iw
+from vmqpy.cluster.plumtree import Plumtree
 from vmqpy.cluster.replica import Replica, diff
 from vmqpy.config import ConfigError
 
@@ -46,7 +50,8 @@ MEMBERS = "members"
 CONFIG = "config"
 SYNCED = (MEMBERS, RETAIN, API_KEYS, CONFIG)  # sent in full when a stream comes up
 ADOPTED = (RETAIN, API_KEYS)  # kept by one process before it was linked: taken into the replica
-EXCHANGE_INTERVAL = 5.0
+EXCHANGE_EVERY = 5  # anti-entropy rounds, in ticks
+TICK = 1.0  # seconds between plumtree grafts checks
 # T_META payloads: ("rec", record) one object; ("digest", digest) an anti-entropy round opens;
 # ("repair", records, buckets) what differed, and which of ours to send back; ("recs", records).
 
@@ -56,6 +61,7 @@ class ClusterMetadata:
         self.rt = runtime
         node = runtime.node
         self.replica = Replica(runtime.me, node.metadata)
+        self.tree = Plumtree(runtime.me, graft_after=TICK)
         self._greenlet: gevent.Greenlet | None = None
         self._adopt_local_retained()
         self.replica.subscribe(RETAIN, self._retained_changed)
@@ -99,7 +105,16 @@ class ClusterMetadata:
         return SharedPrefix(self, prefix)
 
     def publish(self, record: tuple) -> None:
-        self.rt.links.broadcast((iw.T_META, ("rec", record)))
+        """Send a change made here: members joining by plumtree, the rest straight to every peer."""
+        if record[0] == MEMBERS and record[2] is not None:
+            self.tree.peers(self.rt.links.peers)
+            self._send_all(self.tree.broadcast(_mid(record), record))
+        else:  # a node leaving drops its links soon: its removal goes to every peer at once
+            self.rt.links.broadcast((iw.T_META, ("rec", record)))
+
+    def _send_all(self, out: list[tuple[str, tuple]]) -> None:
+        for pid, message in out:
+            self._send(pid, ("tree", message))
 
     def _retained_changed(self, key: tuple, old: dict | None, new: dict | None) -> None:
         self.rt.node.retain.apply(key[0], key[1], new)
@@ -131,14 +146,20 @@ class ClusterMetadata:
                 self._apply(sender, rec)
         elif what == "match":
             self.replica.exchanged(sender, payload[1])
+        elif what == "tree":
+            self.tree.peers(self.rt.links.peers)
+            record, out = self.tree.receive(sender, payload[1], time.monotonic())
+            if record is not None:
+                self.replica.apply(record)
+            self._send_all(out)
         else:
             raise ValueError(f"unknown metadata message {what!r}")
 
     def _apply(self, sender: str, record: tuple) -> None:
         if self.replica.apply(record) and record[0] == MEMBERS:
-            for pid, peer in self.rt.links.peers.items():  # the member list floods
-                if pid != sender:
-                    peer.send((iw.T_META, ("rec", record)))
+            # learned outside the tree (a stream's sync, a repair): spread it on, the tree prunes repeats
+            self.tree.peers(self.rt.links.peers)
+            self._send_all(self.tree.broadcast(_mid(record), record))
 
     def _send(self, pid: str, payload: tuple) -> None:
         peer = self.rt.links.peers.get(pid)
@@ -158,8 +179,13 @@ class ClusterMetadata:
         return [rec for prefix, b in buckets for rec in self.replica.bucket(str(prefix), int(b))]
 
     def _exchange_loop(self) -> None:
+        ticks = 0
         while True:
-            gevent.sleep(EXCHANGE_INTERVAL * random.uniform(0.5, 1.5))
+            gevent.sleep(TICK)
+            self._send_all(self.tree.tick(time.monotonic()))
+            ticks += 1
+            if ticks % EXCHANGE_EVERY or random.random() < 0.3:  # jittered rounds, ~every 5-7 s
+                continue
             links = self.rt.links
             up = [pid for pid, peer in links.peers.items() if peer.up]
             if up:
@@ -167,6 +193,11 @@ class ClusterMetadata:
             collected = self.replica.collect([self.rt.me, *links.peers])
             if collected:
                 log.debug("collected %d tombstones", collected)
+
+
+def _mid(record: tuple) -> tuple:
+    """A change's identity for plumtree: prefix, key, time and writer."""
+    return (record[0], tuple(record[1]), record[4], record[5])
 
 
 class SharedPrefix:
