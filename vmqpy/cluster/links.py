@@ -163,11 +163,6 @@ def ask(path: str, record: tuple, timeout: float = 30.0) -> object:
                 return frames[0][0]
 
 
-def request(path: str, argv: list[str], timeout: float = 30.0) -> tuple:
-    """Run an admin command on the worker behind `path`: (ok, 'table', rows, columns) or (ok, 'text', out)."""
-    return ask(path, (T_RPC, argv), timeout)
-
-
 class Peer:
     """The outgoing stream to one other endpoint: dial, sync, then write batches."""
 

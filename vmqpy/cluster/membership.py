@@ -21,6 +21,7 @@ import gevent
 
 from vmqpy.cluster import links as iw
 from vmqpy.cluster.metadata import MEMBERS
+from vmqpy.config_schema import CLUSTER_KINDS
 
 if TYPE_CHECKING:
     from vmqpy.cluster.runtime import WorkerRuntime
@@ -174,11 +175,15 @@ class Membership:
             self.replica.put(MEMBERS, (self.name,), self._own_record())
 
 
+def cluster_listener(cfg):
+    """The listener other nodes reach this one at: `clustering` of kind vmq or vmqs, else the first."""
+    specs = [s for s in cfg.listeners if s.kind in CLUSTER_KINDS]
+    return next((s for s in specs if s.name == "clustering"), specs[0] if specs else None)
+
+
 def cluster_address(cfg) -> tuple[str, int] | None:
     """(host, port) other nodes reach us at: the `listener.vmq(s).clustering` (or first) listener;
     an unspecified address (0.0.0.0, ::) is replaced by the host part of the node name."""
-    from vmqpy.cluster.runtime import cluster_listener
-
     spec = cluster_listener(cfg)
     if spec is None:
         return None

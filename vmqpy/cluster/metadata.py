@@ -134,16 +134,16 @@ class ClusterMetadata:
     def received(self, sender: str, payload: tuple) -> None:
         what = payload[0]
         if what == "rec":
-            self._apply(sender, payload[1])
+            self._apply(payload[1])
         elif what == "digest":
             self._compare(sender, payload[1], payload[2])
         elif what == "repair":
             for rec in payload[1]:
-                self._apply(sender, rec)
+                self._apply(rec)
             self._send(sender, ("recs", self._records(payload[2])))
         elif what == "recs":
             for rec in payload[1]:
-                self._apply(sender, rec)
+                self._apply(rec)
         elif what == "match":
             self.replica.exchanged(sender, payload[1])
         elif what == "tree":
@@ -155,7 +155,7 @@ class ClusterMetadata:
         else:
             raise ValueError(f"unknown metadata message {what!r}")
 
-    def _apply(self, sender: str, record: tuple) -> None:
+    def _apply(self, record: tuple) -> None:
         if self.replica.apply(record) and record[0] == MEMBERS:
             # learned outside the tree (a stream's sync, a repair): spread it on, the tree prunes repeats
             self.tree.peers(self.rt.links.peers)

@@ -37,10 +37,9 @@ from vmqpy.broker.registry import split_filter
 from vmqpy.broker.router import Router, Subscription
 from vmqpy.cluster import links as iw
 from vmqpy.cluster.accept import owner, read_connect
-from vmqpy.cluster.membership import Membership
+from vmqpy.cluster.membership import Membership, cluster_listener
 from vmqpy.cluster.metadata import ClusterMetadata
 from vmqpy.cluster.registration import Registrations
-from vmqpy.config_schema import CLUSTER_KINDS
 from vmqpy.mqtt.codec import Decoder
 
 if TYPE_CHECKING:
@@ -428,12 +427,6 @@ class WorkerRuntime:
         if isinstance(out, Table):
             return ok, "table", out.rows, out.columns
         return ok, "text", str(out)
-
-
-def cluster_listener(cfg):
-    """The listener other nodes reach this one at: `clustering` of kind vmq or vmqs, else the first."""
-    specs = [s for s in cfg.listeners if s.kind in CLUSTER_KINDS]
-    return next((s for s in specs if s.name == "clustering"), specs[0] if specs else None)
 
 
 def tls_contexts(opts: dict) -> tuple:
