@@ -93,6 +93,24 @@ def test_oversized_hello_refused(node, cid):
     _still_serves(node, cid)
 
 
+def test_frames_right_behind_the_hello_are_not_held_to_its_cap(node, cid):
+    """A peer coming back sends its hello and its backlog at once: one read may hold both."""
+    before = _refusals(node)
+    s = _dial(node)
+    dial_handshake(s, "right")
+    subs = [("", f"{cid}/{i}/#") for i in range(500)]  # ~20 KB, far above the hello's 4 KiB
+    s.sendall(pack_msgpack([(0, "peer@127.0.0.1/0", node.conf["nodename"] + "/0")]) + pack_msgpack([(1, subs)]))
+    _still_serves(node, cid)
+    pub = Paho(node.port, f"{cid}-to-peer")
+    pub.connect()
+    pub.publish(f"{cid}/7/x", b"for a node not linked yet", 1)  # matches the peer's filters: no crash
+    _still_serves(node, f"{cid}-after")
+    assert _refusals(node) == before
+    s.settimeout(0.3)
+    with pytest.raises(socket.timeout):
+        s.recv(1)  # still open: the node took the link
+
+
 def test_authenticated_peer_sending_garbage_records_loses_its_link_only(node, cid):
     s = _dial(node)
     dial_handshake(s, "right")

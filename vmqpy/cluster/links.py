@@ -21,14 +21,15 @@ one frame and one write (DESIGN §3). A connection handed over to its owner
 travels as a frame of its own, its fd attached with SCM_RIGHTS; the receiver
 keeps received fds in arrival order and takes one per T_HANDOFF or T_LINK.
 
-`barrier()` waits until every connected peer has processed everything this
-worker sent before it, and this worker has received everything the peers
-queued for it before answering (a ping out on our stream, its pong back on
-theirs): a SUBACK sent after a barrier means every publish routed afterwards
-sees the subscription, and retained messages set elsewhere are here. A peer
-answers after the message store flush that ends the frames it read with the
-ping, so `confirm()` (a barrier to the peers we forwarded QoS 1/2 publishes
-to) means those publishes are stored there: the publisher's acks wait for it.
+`barrier()` waits until every connected peer (and one whose first dial is
+under way) has processed everything this worker sent before it, and this
+worker has received everything the peers queued for it before answering (a
+ping out on our stream, its pong back on theirs): a SUBACK sent after a
+barrier means every publish routed afterwards sees the subscription, and
+retained messages set elsewhere are here. A peer answers after the message
+store flush that ends the frames it read with the ping, so `confirm()` (a
+barrier to the peers we forwarded QoS 1/2 publishes to) means those
+publishes are stored there: the publisher's acks wait for it.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import gevent
 from gevent import ssl
 from gevent.event import Event
 
+from vmqpy.broker.message import Msg
 from vmqpy.cluster.wire import (
     MAX_TCP_FRAME,
     FrameReader,
@@ -59,11 +61,16 @@ from vmqpy.cluster.wire import (
 log = logging.getLogger(__name__)
 
 (T_HELLO, T_SUBS, T_SUB, T_UNSUB, T_PUB, T_META, T_PING, T_PONG, T_HANDOFF, T_RPC, T_STATS,
- T_RECOUNT, T_FRAMES, T_LINK, T_CALL, T_REPLY, T_MOVE, T_MOVED, T_DELIVER) = range(19)
+ T_RECOUNT, T_FRAMES, T_LINK, T_CALL, T_REPLY, T_MOVE, T_MOVED, T_DELIVER, T_SHARED, T_SYNCED,
+ T_REPLICA) = range(22)
 RPC_KINDS = (T_RPC, T_STATS)  # what an RPC connection may ask: an admin command, the ops figures
 # What another node may send: no fds, no RPCs, nothing about this node's own processes.
 TCP_KINDS = frozenset((T_SUBS, T_SUB, T_UNSUB, T_PUB, T_PING, T_PONG, T_FRAMES, T_META,
-                       T_CALL, T_REPLY, T_MOVE, T_MOVED, T_DELIVER))
+                       T_CALL, T_REPLY, T_MOVE, T_MOVED, T_DELIVER, T_SHARED, T_SYNCED, T_REPLICA))
+# Besides QoS 1/2 publishes, what waits for a peer that is down: metadata, offline-message copies, and
+# sessions moving to it (their old node let them go already)
+KEPT = (T_META, T_REPLICA, T_MOVE, T_DELIVER, T_MOVED)
+ANSWERS = (T_PONG, T_REPLY)  # what answers a question the peer asked on its stream to us
 PARENT = "parent"  # the id an RPC caller (the parent, or worker 0 gathering) says hello with
 RECV_SIZE = 1 << 20
 LINK_BUFFER = 4 << 20  # SO_SNDBUF of a link (the kernel caps it at net.core.wmem_max): what one
@@ -146,6 +153,12 @@ class TcpTransport:
         return None
 
 
+def pub_record(msg: Msg, groups: tuple) -> tuple:
+    """A publish as it travels (T_PUB); `groups`: the shared groups the receiver delivers it to."""
+    return (T_PUB, msg.topic, msg.payload, msg.qos, msg.retain, msg.properties, msg.mountpoint,
+            msg.expiry, msg.sender, groups)
+
+
 def ask(path: str, record: tuple, timeout: float = 30.0) -> object:
     """The parent's (or worker 0's) RPC: one T_RPC or T_STATS record to the worker behind `path`,
     its one answer back (see Links._serve_rpc)."""
@@ -174,8 +187,10 @@ class Peer:
         self._pack = transport.pack
         self.up = False
         self.up_event = Event()
+        self.dialed = Event()  # our first dial ended, up or not: before, the peer is being linked, not down
         self.records: list = []
         self.backlog: list = []  # kept while down: QoS 1/2 publishes, retained changes (see send)
+        self.answers: list = []  # kept while down, for as long as the peer's stream to us is open
         self._overflowed = False  # the backlog dropped records since the peer went down
         self._backlog_bytes = 0   # payload bytes in it: bounded for other nodes (TcpTransport.buffer)
         self.handoffs: deque[tuple[bytes, int]] = deque()
@@ -194,18 +209,24 @@ class Peer:
     def stop(self) -> None:
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
+        self.dialed.set()  # no dial to wait for any more
         self._close()
 
     def send(self, record: tuple) -> None:
         """Queue one record for the next frame. While the peer is down (restarting), QoS 1/2
-        publishes and metadata changes wait in the backlog and go out after its sync; the rest
-        (QoS 0, subscriptions it re-learns from the sync, pings) is dropped."""
+        publishes, metadata changes and offline-message copies wait in the backlog and go out after its sync; the rest
+        (QoS 0, subscriptions it re-learns from the sync, pings) is dropped. An answer (pong, call
+        reply) waits while the peer's stream to us, which carried the question, is open: the two
+        streams of a pair come up independently, and the asker would otherwise wait its full timeout."""
         if self.up:
             self.records.append(record)
             if not self._armed:
                 self._armed = True
                 self._wake.set()
-        elif record[0] == T_META or (record[0] == T_PUB and record[3]):
+        elif record[0] in ANSWERS:
+            if self.pid in self.links.inbound and len(self.answers) < BACKLOG_MAX:
+                self.answers.append(record)
+        elif record[0] in KEPT or (record[0] == T_PUB and record[3]):
             size = len(record[2]) if record[0] == T_PUB else 0
             limit = self.transport.buffer
             if len(self.backlog) < BACKLOG_MAX and (limit is None or self._backlog_bytes + size <= limit):
@@ -275,6 +296,7 @@ class Peer:
         while True:
             sock = self.transport.dial()
             if sock is None:
+                self.dialed.set()
                 gevent.sleep(delay)  # the peer is (re)starting: its socket is not there yet
                 delay = min(delay * 2, most)
                 continue
@@ -287,13 +309,15 @@ class Peer:
                 gevent.sleep(delay)
                 continue
             # Sync first, then live records: built and queued in this same turn, so nothing is missed.
-            self.records = [*self.links.sync_records(self.pid), *self.backlog]
+            self.records = [*self.links.sync_records(self.pid), *self.backlog, *self.answers]
             self.backlog = []
+            self.answers = []
             self._backlog_bytes = 0
             self._overflowed = False
             self.up = True
             self.up_since = time.monotonic()
             self.up_event.set()
+            self.dialed.set()
             self._armed = True
             self._wake.set()
             self.links.peer_up(self.pid)
@@ -505,7 +529,13 @@ class Links:
 
     def barrier(self, timeout: float = 5.0, peers: set[str] | None = None) -> bool:
         """Return once every connected peer (or each of `peers`) has answered a ping queued now
-        (see module doc). False: one of them was or went down, or did not answer in time."""
+        (see module doc). False: one of them was or went down, or did not answer in time. A peer
+        linked a moment ago (a node joining) is waited for until its first dial ends: otherwise a
+        SUBACK could go out before it has our subscriptions, which its stream's sync brings."""
+        deadline = time.monotonic() + timeout
+        if peers is None:
+            for p in [p for p in self.peers.values() if not p.dialed.is_set()]:
+                p.dialed.wait(max(0.0, deadline - time.monotonic()))
         up = {k for k, p in self.peers.items() if p.up and (peers is None or k in peers)}
         if peers is not None and up != peers:
             return False
@@ -517,7 +547,7 @@ class Links:
         self._waiting[seq] = (done, set(up), gone)
         for k in up:
             self.peers[k].send((T_PING, seq))
-        answered = done.wait(timeout)
+        answered = done.wait(max(0.0, deadline - time.monotonic()))
         if not answered:
             log.warning("%s did not answer a barrier within %ss", sorted(up), timeout)
         self._waiting.pop(seq, None)
@@ -599,20 +629,15 @@ class Links:
         """A link from another node: the cookie proven, then a hello naming the endpoint it is for;
         ours, or handed (fd and bytes read) to the worker of this node it names."""
         try:
+            # Our small handshake writes (after TLS 1.3's session tickets) must not wait for the
+            # dialer's delayed ACK (Nagle): that held every TLS link back ~40 ms.
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with gevent.Timeout(HELLO_TIMEOUT, WireError("no hello in time")):
                 if self.tls is not None:
                     conn = self.tls.wrap_socket(conn, server_side=True)
                 accept_handshake(conn, self.cookie)
-                data = b""
-                reader = FrameReader(loads_msgpack, HELLO_MAX)  # the hello is a frame of its own
-                frames: list = []
-                while not frames:
-                    chunk = conn.recv(RECV_SIZE)
-                    if not chunk:
-                        raise WireError("closed before its hello")
-                    data += chunk
-                    frames = reader.feed(chunk)
-            target = _hello(frames[0])[1]
+                hello, data = _read_hello(conn)
+            target = _hello(hello)[1]
         except (OSError, WireError) as e:
             self._refuse(conn, addr, e)
             return
@@ -697,6 +722,8 @@ class Links:
                 os.close(fd)
             if peer is not None and peer != PARENT:
                 self.inbound.discard(peer)  # its filters stay: what is routed to it meanwhile waits (Peer.send)
+                if (asker := self.peers.get(peer)) is not None:
+                    asker.answers.clear()  # nobody waits for them now (a restarted peer counts anew)
                 if peer in self.local:
                     self.synced.clear()
 
@@ -745,6 +772,23 @@ def _relay(tls: socket.socket, plain: socket.socket) -> None:
     back.join()
     tls.close()
     plain.close()
+
+
+def _read_hello(conn: socket.socket) -> tuple[list, bytes]:
+    """The dialer's hello (a frame of its own, at most HELLO_MAX bytes), and every byte read: the
+    frames that may follow it in the same reads are not held to that cap."""
+    data = b""
+    while True:
+        if len(data) >= 4:
+            size = int.from_bytes(data[:4], "big")
+            if size > HELLO_MAX:
+                raise WireError(f"a hello of {size} bytes, more than {HELLO_MAX}")
+            if len(data) >= 4 + size:
+                return loads_msgpack(memoryview(data)[4:4 + size]), data
+        chunk = conn.recv(RECV_SIZE)
+        if not chunk:
+            raise WireError("closed before its hello")
+        data += chunk
 
 
 def _hello(records: list) -> tuple[str, str | None]:
