@@ -476,6 +476,10 @@ KEYS: tuple[Key, ...] = (
         "Milliseconds to wait when enqueueing a message in a queue on another node.", runtime=True),
     Key("outgoing_clustering_buffer_size", ByteSize(), "10000",
         "Bytes buffered for a cluster node that cannot be reached."),
+    Key("offline_message_replica", FLAG, "off",
+        "Keep a copy of every offline message of a persistent session on the node that takes the "
+        "session over if this node is removed while down, so that such a leave loses none of them "
+        "(one more cluster write per stored and per delivered offline message; vmqpy's own)."),
     Key("max_msgs_per_drain_step", Int(minimum=1), "100",
         "Messages moved per step when a queue migrates to another node."),
     # overload protection (vmqpy's own)

@@ -106,6 +106,8 @@ GAUGES: dict[str, str] = {
     "queue_processes": "The number of MQTT queue processes.",
     "system_wallclock": "The number of milli-seconds passed since the node was started.",
     "cluster_link_queue": "Records waiting to be sent to other cluster nodes and workers.",
+    "metadata_objects": "Live objects in this process's replica of the cluster metadata.",
+    "metadata_tombstones": "Deleted cluster metadata objects waiting until every member has seen the delete.",
 }
 
 

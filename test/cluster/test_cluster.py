@@ -71,13 +71,28 @@ def test_retained_set_on_one_node_seen_and_cleared_everywhere(three, cid):
 
 def test_restarted_node_rejoins_without_a_new_join(three, cid):
     a, b, c = three
+    _subscribe(c, f"{cid}-clean", f"{cid}/stale", 1)  # a clean session: gone with the crash
+    kept = c.client(f"{cid}-kept", clean=False)
+    kept.connect()
+    kept.subscribe(f"{cid}/kept", 1)
+    kept.disconnect()
     c.restart(crash=True)
-    wait_until(lambda: running(c) == {n.nodename: "true" for n in three}, 20, "c linked again")
+    wait_until(c.ping, 20, "c synced again")
+    assert running(c) == {n.nodename: "true" for n in three}
     sub = _subscribe(c, f"{cid}-s", f"{cid}/t", 1)
     pub = a.client(f"{cid}-p")
     pub.connect()
     pub.publish(f"{cid}/t", b"after restart", 1)
     assert sub.expect(1)[0].payload == b"after restart"
+    assert not [r for r in c.rows("session", "show", "--client_id") if r["client_id"] == f"{cid}-clean"]
+    forwarded = metrics(a)["router_matches_remote"]
+    pub.publish(f"{cid}/stale", b"nobody", 1)  # c no longer subscribes on its behalf
+    assert metrics(a)["router_matches_remote"] == forwarded
+    back = c.client(f"{cid}-kept", clean=False)
+    _, flags, _ = back.connect()
+    assert flags.session_present
+    pub.publish(f"{cid}/kept", b"still routed", 1)
+    assert back.expect(1)[0].payload == b"still routed"
 
 
 def test_wrong_cookie_cannot_join(mode, hosts, make_node):
@@ -233,7 +248,7 @@ def test_leave_with_kill_sessions_moves_every_queue_to_the_nodes_that_stay(clust
         for i in range(100):
             pub.publish(f"{cid}/{client_id}", str(i).encode(), 1, wait=False)
     pub.publish(f"{cid}/{ids[-1]}", b"100", 1)  # every earlier one is acked and stored on c
-    ok, out = c.admin("cluster", "leave", f"node={c.nodename}", "-k", "--summary-interval=1")
+    ok, out = c.admin("cluster", "leave", f"node={c.nodename}", "-k", "-i", "1", "-t", "60")
     assert ok and "10 sessions moved (1001 messages), 0 left" in out, out
     for n in (a, b):
         wait_until(lambda n=n: c.nodename not in running(n), 15, "c gone")
@@ -266,3 +281,31 @@ def test_set_all_changes_a_setting_on_every_node(three):
         wait_until(lambda n=n: "7" in n.admin("show", "max_inflight_messages")[1], 10, f"set on {n.nodename}")
     c.restart(crash=True)
     assert "7" in c.admin("show", "max_inflight_messages")[1]  # kept in the replicated metadata
+
+
+def test_a_late_joiner_answers_pong_only_once_it_has_the_clusters_state(mode, hosts, make_node, cid):
+    hs = hosts(3, netns=(mode == "netns"))
+    cport = same_port(hs)
+    a, b = (make_node(h, cluster_conf(h, cport)) for h in hs[:2])
+    ok, out = b.admin("cluster", "join", f"discovery-node={a.nodename}")
+    assert ok, out
+    sub = a.client(f"{cid}-s")
+    sub.connect()
+    topics = [f"{cid}/t/{i}" for i in range(20_000)]
+    for i in range(0, len(topics), 1000):
+        sub.subscribe([(t, 1) for t in topics[i:i + 1000]])
+    pub = b.client(f"{cid}-r")
+    pub.connect()
+    for i in range(2000):
+        pub.publish(f"{cid}/r/{i}", b"kept", 1, retain=True, wait=i == 1999)
+    c = make_node(hs[2], cluster_conf(hs[2], cport))
+    ok, out = c.admin("cluster", "join", f"discovery-node={b.nodename}")
+    assert ok, out
+    wait_until(c.ping, 30, "c ready")
+    assert metrics(c)["retain_messages"] == 2000  # every retained message is here at pong
+    late = c.client(f"{cid}-p")
+    late.connect()
+    sample = topics[::400] + topics[-1:]
+    for t in sample:  # and every subscription routes from here
+        late.publish(t, b"routed", 1)
+    assert sorted(m.topic for m in sub.expect(len(sample))) == sorted(sample)

@@ -125,3 +125,68 @@ def test_duplicate_sessions_made_during_the_split_end_as_one(cluster_nodes, cid)
     wait_until(lambda: sum(r.get("client_id") == cid for n in (a, b, c) for r in n.rows("session", "show",
                                                                                        "--client_id")) == 1,
                15, "one session left")
+
+
+def _held(node, name: str) -> tuple[int, int]:
+    """(sessions, offline messages) that `node` last heard `name` keeps (cluster show --sessions)."""
+    row = next(r for r in node.rows("cluster", "show", "--sessions") if r["Node"] == name)
+    return int(row["Sessions"]), int(row["Offline messages"])
+
+
+@pytest.mark.parametrize("replica", ["off", "on"])
+def test_a_dead_node_removed_from_a_live_member_leaves_its_sessions_behind(cluster_nodes, replica, cid):
+    a, b, c = cluster_nodes(3, {**FAST, "offline_message_replica": replica})
+    ids = [f"{cid}-{i}" for i in range(6)]
+    for i in ids:  # persistent sessions held on c, with their subscriptions
+        s = c.client(i, clean=False)
+        s.connect()
+        s.subscribe(f"{cid}/{i}", 1)
+        s.disconnect()
+    pub = a.client(f"{cid}-p")
+    pub.connect()
+    for i in ids[:3]:
+        pub.publish(f"{cid}/{i}", b"only on c", 1)
+    pub.publish(f"{cid}/{ids[3]}", b"delivered before c died", 1)
+    drained = c.client(ids[3], clean=False)  # its copy goes when it is acknowledged
+    drained.connect()
+    assert drained.expect(1)[0].payload == b"delivered before c died"
+    drained.disconnect()
+    wait_until(lambda: _held(a, c.nodename) == (6, 3), 15, "a to know what c keeps")
+    c.kill()  # gone for good
+    wait_until(lambda: running(a)[c.nodename] == "false", 15, "a to see c down")
+    ok, out = a.admin("cluster", "leave", f"node={c.nodename}")
+    assert ok, out
+    fate = ("6 of its persistent sessions re-created on the nodes that stay, " +
+            ("3 offline messages restored from their copies" if replica == "on"
+             else "3 offline messages that were only on its disk are lost"))
+    assert out == f"Done: {c.nodename} was down: {fate}"
+    assert fate in a.log_text()
+    # the leave answers once the sessions are back: clients reconnecting at once find them
+    for n, (i, node) in enumerate(zip(ids, (a, b) * 3, strict=True)):  # the clients come back anywhere
+        s = node.client(i, clean=False)
+        _, flags, _ = s.connect()
+        assert flags.session_present
+        if replica == "on" and n < 3:
+            assert s.expect(1)[0].payload == b"only on c"
+        pub.publish(f"{cid}/{i}", b"after", 1)
+        assert s.expect(1)[0].payload == b"after"
+
+
+def test_a_hung_node_holds_publishers_back_only_until_it_is_seen_down(cluster_nodes, cid):
+    """What a stopped peer does not read fills its link (4 MiB of socket buffer), holding the publishers
+    back; once it is seen down, QoS 0 for it is dropped and counted, the rest goes on, nothing piles up."""
+    a, c = cluster_nodes(2, {**FAST, **ALLOW})
+    far = c.client(f"{cid}-far")
+    far.connect()
+    far.subscribe(f"{cid}/t", 0)
+    pub = a.client(f"{cid}-p")
+    pub.connect()
+    c.pause()
+    for _ in range(10_000):  # 10 MB for c: more than its link takes
+        pub.publish(f"{cid}/t", b"x" * 1000, 0, wait=False)
+    pub.publish(f"{cid}/done", b"", 1)  # acked: the publisher was held back, not stopped
+    counts = metrics(a)
+    assert counts["cluster_bytes_dropped"] > 1_000_000 and counts["cluster_link_queue"] < 1000
+    assert running(a)[c.nodename] == "false"
+    c.resume()
+    wait_until(lambda: running(a)[c.nodename] == "true", 30, "c back")

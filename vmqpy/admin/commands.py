@@ -86,16 +86,27 @@ def command(*path: str) -> Callable[[Command], Command]:
 
 
 def parse_args(words: list[str]) -> Args:
-    """`--a=1 b=2 --flag` -> {'a': '1', 'b': '2', 'flag': 'true'} with bare == {'flag'}."""
+    """`--a=1 b=2 --flag -i 5` -> {'a': '1', 'b': '2', 'flag': 'true', 'i': '5'} with bare == {'flag'}:
+    a one-letter flag takes the next word as its value when that is neither a flag nor key=value
+    (clique's `-i 5`, as in `cluster leave node=N -k -i 5 -t 60`)."""
     args = Args()
-    for word in words:
+    words = list(words)
+    i = 0
+    while i < len(words):
+        word = words[i]
         key, sep, value = word.lstrip("-").partition("=")
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if not sep and len(word) == 2 and word[0] == "-" and nxt is not None and not nxt.startswith("-") \
+                and "=" not in nxt:
+            sep, value = "=", nxt
+            i += 1
         if sep:
             args[key] = value
             args.valued.add(key)
         else:
             args.setdefault(key, "true")
             args.bare.add(key)
+        i += 1
     return args
 
 
@@ -156,7 +167,10 @@ def _usage_error(path: str) -> Result:
 
 @command("ping")
 def ping(node: Node, args: Args) -> Result:
-    """Answer pong (used by `vernemq ping`)."""
+    """Answer pong (used by `vernemq ping`); in a cluster only once this node has the others' state."""
+    waiting = node.cluster.members.syncing() if node.cluster is not None else None
+    if waiting:
+        return False, f"syncing with {', '.join(waiting)}"
     return True, "pong"
 
 

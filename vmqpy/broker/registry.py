@@ -110,10 +110,13 @@ class Registry:
         elif sid in self.sessions:
             del self.sessions[sid]
             self.node.metadata.delete(SESSIONS, sid)
+        self._replicate(sid)
         if moved is not None and not clean_start:
             self._install(queue, moved)
             present = True
         queue.attach(session)
+        if self.node.cluster is not None:
+            self.node.cluster.presence(sid)
         return queue, present
 
     # -- sessions moving between nodes (the cluster's queue migration) --------
@@ -152,6 +155,7 @@ class Registry:
         meta = {"expiry": expiry, "offline_since": time.time()}
         self.sessions[sid] = meta
         self.node.metadata.put(SESSIONS, sid, meta)
+        self._replicate(sid)
         queue = self.queue_for(sid)
         self._install(queue, moved)
         self._schedule_expiry(sid, meta)
@@ -197,6 +201,9 @@ class Registry:
         self.node.metadata.put(SESSIONS, sid, meta)
         queue.opts.persistent = True
         self._schedule_expiry(sid, meta)
+        self._replicate(sid)
+        if self.node.cluster is not None:
+            self.node.cluster.presence(sid)
         self.node.hooks_event("on_client_offline", sid)
 
     def _schedule_expiry(self, sid: tuple[str, str], meta: dict) -> None:
@@ -233,6 +240,12 @@ class Registry:
         self.queues.pop(sid, None)
         if self.sessions.pop(sid, None) is not None:
             self.node.metadata.delete(SESSIONS, sid)
+            self._replicate(sid)
+
+    def _replicate(self, sid: tuple[str, str]) -> None:
+        # In a cluster the persistent sessions are replicated, so that they outlive their node
+        if self.node.cluster is not None:
+            self.node.cluster.session_changed(sid)
 
     def queue_for(self, sid: tuple[str, str]) -> Queue | None:
         """The queue of `sid`, loading an offline persistent one on first use (a Forwarding while
@@ -281,3 +294,4 @@ class Registry:
         if sid in self.sessions:
             table = self.subscriptions.get(sid) or {}
             self.node.metadata.put(SUBSCRIPTIONS, sid, {f: s.to_dict() for f, s in table.items()})
+            self._replicate(sid)

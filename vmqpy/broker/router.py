@@ -106,6 +106,15 @@ class Router:
             self._prune(path, [sid[0], *words], node)
         return found
 
+    def members(self, mountpoint: str, filt: str, group: str) -> dict[SubscriberId, Subscription]:
+        """The members of shared group `group` on the plain filter `filt` (empty if none)."""
+        node = self._root.children.get(mountpoint)
+        for word in filt.split("/"):
+            if node is None:
+                return {}
+            node = node.children.get(word)
+        return {} if node is None else node.shared.get(group, {})
+
     @staticmethod
     def _prune(path: list[_Node], words: list[str], node: _Node) -> None:
         for parent, word in zip(reversed(path), reversed(words), strict=True):

@@ -3,7 +3,8 @@
 On a single node the three shared_subscription_policy values pick alike
 (every member is local): a random online member, an offline one only when no
 member is online. A member that goes offline hands its undelivered and
-unacknowledged shared messages to the other online members of the group.
+unacknowledged shared messages to the other online members of the group (in a
+cluster, on any node: cluster/shared.py, which also picks between nodes).
 """
 
 from __future__ import annotations
@@ -36,15 +37,18 @@ class SharedSubscriptions:
         return 1
 
     def redistribute(self, leaving: Queue, outs: list[Out]) -> list[Out]:
-        """Give each shared message of `leaving` to another online member; returns those none took."""
+        """Give each shared message of `leaving` to another online member, here or (in a cluster)
+        on another node; returns those none took."""
         queues = self.node.registry.queues
+        cluster = self.node.cluster
         kept = []
         for out in outs:
             members = self._members(out.msg, out.group)
             online = [sid for sid in members
                       if sid != leaving.sid and (q := queues.get(sid)) is not None and q.online]
             if not online:
-                kept.append(out)
+                if cluster is None or not cluster.shared.forward(out.msg, out.group):
+                    kept.append(out)
                 continue
             sid = random.choice(online)
             self._enqueue(queues[sid], out.msg, members[sid], out.group)

@@ -40,6 +40,9 @@ class Membership:
         self.replica = runtime.meta.replica
         self.address = cluster_address(node.config)
         self.split: set[str] = set()  # member nodes none of whose endpoints we reach since they went down
+        self.synced: set[str] = set()  # endpoints whose full state came in since their stream came up
+        self._seen: set[str] = set()  # endpoints whose stream was up at least once
+        self._linked_at: dict[str, float] = {}
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -52,6 +55,7 @@ class Membership:
                 self._link(name, info)
 
     def endpoint_up(self, pid: str) -> None:
+        self._seen.add(pid)
         name = pid.rpartition("/")[0]
         if name in self.split and self.running(name):
             self.split.discard(name)
@@ -60,6 +64,7 @@ class Membership:
             self.rt.registrations.reconcile(name)
 
     def endpoint_down(self, pid: str) -> None:
+        self.synced.discard(pid)
         name = pid.rpartition("/")[0]
         if (name != self.name and name not in self.split and self.replica.get(MEMBERS, (name,)) is not None
                 and not self.running(name)):
@@ -83,6 +88,23 @@ class Membership:
             return True
         prefix = f"{name}/"
         return any(p.up for pid, p in self.rt.links.peers.items() if pid.startswith(prefix))
+
+    def syncing(self) -> list[str]:
+        """The nodes whose state this endpoint still waits for (`vernemq ping` says pong once there are
+        none): an endpoint of theirs is up and has not sent its full state yet, or has not been up since
+        we started linking to it and the heartbeat timeout (after which it counts as down) has not passed."""
+        grace = self.rt.node.config["cluster_heartbeat_timeout"] / 1000
+        now = time.monotonic()
+        waiting = set()
+        for pid, peer in self.rt.links.peers.items():
+            if peer.up:
+                pending = pid not in self.synced
+            else:
+                linked = self._linked_at.get(pid)
+                pending = pid not in self._seen and linked is not None and now - linked < grace
+            if pending:
+                waiting.add(pid.rpartition("/")[0])
+        return sorted(waiting)
 
     def join(self, discovery: str) -> str | None:
         """Link to `discovery` (NAME@HOST) and wait until it is a member: None, or why not."""
@@ -125,8 +147,11 @@ class Membership:
             return
         if new is None:
             log.info("node %s left the cluster", name)
+            self.split.discard(name)  # a member that left no longer splits the cluster
             gevent.spawn(self._unlink_later, name)
+            self.rt.sessions.departure(name)
         else:
+            self.rt.sessions.rejoined(name)
             if old is None:
                 log.info("node %s is a member of the cluster", name)
             elif (old.get("host"), old.get("port"), old.get("workers")) != (new["host"], new["port"],
@@ -141,6 +166,7 @@ class Membership:
             log.error("member %s has an unusable address %r", name, info)
             return
         for k in range(workers):
+            self._linked_at.setdefault(f"{name}/{k}", time.monotonic())
             self.rt.links.add_peer(f"{name}/{k}", self._transport(host, port))
 
     def _transport(self, host: str, port: int) -> iw.TcpTransport:

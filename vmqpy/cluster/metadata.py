@@ -14,6 +14,8 @@ persisted in its own metadata store. Prefixes:
   expiry, through `view()`: a key made on one node opens every node.
 - `config`: `vmq-admin set KEY=VALUE --all`, `(key,)` -> the value as text,
   applied on every endpoint when it changes and when the endpoint starts.
+- `sessions`, `queued`: persistent sessions and where they are, what each
+  endpoint keeps on its disk (sessions.py).
 
 When a stream to a peer comes up, the peer first gets every record we hold
 (tombstones included), as it got our subscriptions. Anti-entropy repairs what
@@ -48,7 +50,8 @@ log = logging.getLogger(__name__)
 
 MEMBERS = "members"
 CONFIG = "config"
-SYNCED = (MEMBERS, RETAIN, API_KEYS, CONFIG)  # sent in full when a stream comes up
+SESSIONS, QUEUED = "sessions", "queued"  # written by cluster/sessions.py
+SYNCED = (MEMBERS, RETAIN, API_KEYS, CONFIG, SESSIONS, QUEUED)  # sent in full when a stream comes up
 ADOPTED = (RETAIN, API_KEYS)  # kept by one process before it was linked: taken into the replica
 EXCHANGE_EVERY = 5  # anti-entropy rounds, in ticks
 TICK = 1.0  # seconds between plumtree grafts checks
@@ -69,6 +72,8 @@ class ClusterMetadata:
         for key, value in self.replica.fold(CONFIG):
             self._config_changed(key, None, value)
         node.retain.replicate = self.retain
+        node.metrics.gauge("metadata_objects", self.replica.__len__)
+        node.metrics.gauge("metadata_tombstones", lambda: self.replica.tombstones)
 
     def _adopt_local_retained(self) -> None:
         """Retained messages and API keys this process kept on its own (standalone, or moved here by a
@@ -157,9 +162,13 @@ class ClusterMetadata:
 
     def _apply(self, record: tuple) -> None:
         if self.replica.apply(record) and record[0] == MEMBERS:
-            # learned outside the tree (a stream's sync, a repair): spread it on, the tree prunes repeats
+            # learned outside the tree (a stream's sync, a repair): spread it on, the tree prunes repeats;
+            # and straight to this node's other workers, whose links to us the tree may have made lazy:
+            # a joining node must not wait for a graft to be known by all of them
             self.tree.peers(self.rt.links.peers)
             self._send_all(self.tree.broadcast(_mid(record), record))
+            for pid in self.rt.links.local:
+                self._send(pid, ("rec", record))
 
     def _send(self, pid: str, payload: tuple) -> None:
         peer = self.rt.links.peers.get(pid)

@@ -26,8 +26,8 @@ class ParentAdmin(AdminServer):
 
     def command(self, argv: list[str]) -> tuple[bool, str]:
         sup = self.supervisor
-        if argv == ["ping"]:
-            return (True, "pong") if sup.ready else (False, "workers starting")
+        if argv == ["ping"] and not sup.ready:
+            return False, "workers starting"
         if argv == ["stop"]:
             gevent.spawn_later(0.05, sup.stop)
             return True, "ok"

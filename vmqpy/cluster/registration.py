@@ -65,10 +65,10 @@ class Registrations:
     # -- E: the endpoint registering a CONNECT ---------------------------------
     def take_over(self, sid: tuple[str, str], clean_start: bool) -> dict | None:
         """Register `sid` here for the cluster; the session state another node moved to us, or None."""
-        members = self._members()
+        members = self.members()
         if len(members) < 2:
             return None
-        coordinator = self._endpoint(members, sid)
+        coordinator = self.endpoint_for(members, sid)
         started = time.monotonic()
         try:
             moved_from = self._ask(coordinator, "reg", (list(sid), self.rt.me, clean_start))
@@ -132,18 +132,33 @@ class Registrations:
 
     def _take_everywhere(self, sid: tuple[str, str], target: str, clean_start: bool) -> list[str]:
         """Ask the owning worker of every node but the target's to give the session up."""
-        members = self._members()
+        members = self.members()
         target_node = target.rpartition("/")[0]
-        others = [self._owner_on(name, info, sid) for name, info in members.items() if name != target_node]
-        jobs = [gevent.spawn(self._ask, pid, "take", (list(sid), target, clean_start)) for pid in others]
+        others = [self.owner_on(name, info, sid) for name, info in members.items() if name != target_node]
+        jobs = [gevent.spawn(self._ask_quietly, pid, "take", (list(sid), target, clean_start)) for pid in others]
         gevent.joinall(jobs)
         moved = []
         for pid, job in zip(others, jobs, strict=True):
-            if not job.successful():
-                log.warning("registration of %s: %s did not answer (%s)", sid, pid, job.exception)
+            if isinstance(job.value, TimeoutError):
+                log.warning("registration of %s: %s did not answer (%s)", sid, pid, job.value)
             elif job.value:
                 moved.append(pid)
         return moved
+
+    def _ask_quietly(self, pid: str, op: str, args: tuple, timeout: float = CALL_TIMEOUT) -> Any:
+        """_ask for a greenlet of its own: a TimeoutError is its value, not an unhandled error."""
+        try:
+            return self._ask(pid, op, args, timeout)
+        except TimeoutError as e:
+            return e
+
+    def ask_everyone(self, op: str, args: tuple, timeout: float) -> dict[str, Any]:
+        """Run `op` on every endpoint we are linked to and on this one, at once: answers by endpoint
+        (a TimeoutError for one that did not answer)."""
+        pids = [self.rt.me, *(pid for pid, peer in self.rt.links.peers.items() if peer.up)]
+        jobs = [gevent.spawn(self._ask_quietly, pid, op, args, timeout) for pid in pids]
+        gevent.joinall(jobs)
+        return {pid: job.value for pid, job in zip(pids, jobs, strict=True)}
 
     # -- X: an endpoint that may hold the session -----------------------------------
     def _take(self, sid: tuple[str, str], target: str, clean_start: bool, adopt: bool = False) -> int | None:
@@ -175,7 +190,7 @@ class Registrations:
         """Move every session kept here (offline messages included) to the nodes that stay, each to
         the worker of the node the ring picks for it: (sessions moved, messages moved, left here)."""
         registry = self.rt.node.registry
-        members = {n: i for n, i in self._members().items() if n != self.rt.node.name and self._reachable(n)}
+        members = {n: i for n, i in self.members().items() if n != self.rt.node.name and self._reachable(n)}
         if not members:
             return 0, 0, len(registry.sessions)
         ring = Ring(self.rt.node.config["ring_creation_size"], tuple(sorted(members)))
@@ -187,7 +202,7 @@ class Registrations:
             if time.monotonic() > deadline:
                 break
             name = ring.owner(f"{sid[0]}\x00{sid[1]}")
-            moved = self._take(sid, self._owner_on(name, members[name], sid), False, adopt=True)
+            moved = self._take(sid, self.owner_on(name, members[name], sid), False, adopt=True)
             if moved is not None:
                 sessions += 1
                 messages += moved
@@ -223,11 +238,13 @@ class Registrations:
             peer.send((iw.T_MOVED, list(sid)))
 
     # -- calls between endpoints ----------------------------------------------------
-    def _ask(self, pid: str, op: str, args: tuple) -> Any:
+    def _ask(self, pid: str, op: str, args: tuple, timeout: float = CALL_TIMEOUT) -> Any:
         """Run `op` on endpoint `pid` (here if it is us) and return its answer; TimeoutError if none."""
         if pid == self.rt.me:
             return self._run(op, args)
         peer = self.rt.links.peers.get(pid)
+        if peer is not None and not peer.up and not peer.dialed.is_set():
+            peer.dialed.wait(timeout)  # linked a moment ago (a node joining): its first dial is under way
         if peer is None or not peer.up:
             raise TimeoutError(f"{pid} is not linked")
         self._seq += 1
@@ -236,7 +253,7 @@ class Registrations:
         peer.send((iw.T_CALL, seq, op, args))
         self.rt.links.flush()
         try:
-            return result.get(timeout=CALL_TIMEOUT)
+            return result.get(timeout=timeout)
         except gevent.Timeout as e:
             raise TimeoutError(f"{pid} did not answer {op}") from e
         finally:
@@ -267,6 +284,8 @@ class Registrations:
     def _run(self, op: str, args: tuple, sender: str | None = None) -> Any:
         if op == "dedupe":
             return self._dedupe(str(sender), list(args[0]))
+        if op == "departed":
+            return self.rt.sessions.departure(str(args[0])).get()
         sid, target, clean_start = (tuple(args[0]), str(args[1]), bool(args[2]))
         if op == "reg":
             return self._register(sid, target, clean_start)
@@ -295,18 +314,18 @@ class Registrations:
             result.set(value)
 
     # -- where a client id is coordinated ---------------------------------------------
-    def _members(self) -> dict[str, dict]:
+    def members(self) -> dict[str, dict]:
         return {name: info for (name,), info in self.rt.members.replica.fold(MEMBERS)}
 
-    def _endpoint(self, members: dict[str, dict], sid: tuple[str, str]) -> str:
+    def endpoint_for(self, members: dict[str, dict], sid: tuple[str, str]) -> str:
         names = tuple(sorted(members))
         if self._ring is None or self._ring_members != names:
             self._ring = Ring(self.rt.node.config["ring_creation_size"], names)
             self._ring_members = names
         name = self._ring.owner(f"{sid[0]}\x00{sid[1]}")
-        return self._owner_on(name, members[name], sid)
+        return self.owner_on(name, members[name], sid)
 
-    def _owner_on(self, name: str, info: dict, sid: tuple[str, str]) -> str:
+    def owner_on(self, name: str, info: dict, sid: tuple[str, str]) -> str:
         """The worker of node `name` that owns client id `sid` (the one its connections go to)."""
         workers = max(1, int(info.get("workers", 1)))
         return f"{name}/{owner(sid[0], sid[1], workers)}"

@@ -7,7 +7,10 @@
   per other worker with matches on that worker's ordered stream. The receiver
   routes to its local subscribers only (`inbound` is not None).
 - Shared subscriptions: members are grouped across workers; one target per
-  message and group, here or on one worker that has members.
+  message and group, here or on one worker that has members, online members
+  first (cluster/shared.py).
+- Persistent sessions and their offline messages outlive their node
+  (cluster/sessions.py, cluster/offline_replica.py).
 - Retained messages: every worker keeps the whole retained trie; sets and
   clears are broadcast; only the worker owning the topic (by hash) persists
   it, and sends what it persists to every worker that (re)connects.
@@ -21,7 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import random
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +41,10 @@ from vmqpy.cluster import links as iw
 from vmqpy.cluster.accept import owner, read_connect
 from vmqpy.cluster.membership import Membership, cluster_listener
 from vmqpy.cluster.metadata import ClusterMetadata
+from vmqpy.cluster.offline_replica import Copies, ReplicatingStore
 from vmqpy.cluster.registration import Registrations
+from vmqpy.cluster.sessions import ClusterSessions
+from vmqpy.cluster.shared import OFFLINE, ClusterShared, RemoteGroups
 from vmqpy.mqtt.codec import Decoder
 
 if TYPE_CHECKING:
@@ -72,10 +77,15 @@ class WorkerRuntime:
         self.local: dict[tuple[str, str], int] = {}      # (mountpoint, filter) -> local subscribers
         self.remote = Router()                            # subscriber ids: (mountpoint, endpoint)
         self.remote_filters: dict[str, set[tuple[str, str]]] = {}
-        self._targets: dict[tuple[str, str], tuple[tuple[str, ...], dict[str, list[str]]]] = {}
+        self._targets: dict[tuple[str, str], tuple[tuple[str, ...], RemoteGroups]] = {}
+        self.shared = ClusterShared(self)
         self.meta = ClusterMetadata(self)
         self.members = Membership(self)
         self.registrations = Registrations(self)
+        self.sessions = ClusterSessions(self)
+        self.copies = Copies(self)  # of other nodes' offline messages (offline_message_replica)
+        if node.config["offline_message_replica"]:
+            node.msg_store = ReplicatingStore(self, node.msg_store)
         self.take_over = self.registrations.take_over  # connect.finish's seam
         self._heartbeats: gevent.Greenlet | None = None
         self.client_tls = None  # with a listener.vmqs: the context this endpoint dials other nodes with
@@ -87,6 +97,7 @@ class WorkerRuntime:
     # -- lifecycle ----------------------------------------------------------
     def start_links(self) -> None:
         self.meta.start()
+        self.sessions.start()
         self.links.listen()
         server = self._cluster_socket()
         if server is not None:
@@ -122,8 +133,10 @@ class WorkerRuntime:
         if self._heartbeats is not None:
             self._heartbeats.kill(block=False)
         self.meta.stop()
+        self.sessions.stop()
         self.links.flush()
         self.links.stop()
+        self.copies.close()
 
     @property
     def split(self) -> set[str]:
@@ -224,27 +237,41 @@ class WorkerRuntime:
             self.local[key] = n + 1
             if not n:
                 self.links.broadcast((iw.T_SUB, mountpoint, filt))
+        self.shared.check(mountpoint, filt)
         self.links.barrier()
+
+    def session_changed(self, sid: tuple[str, str]) -> None:
+        """A persistent session here was made, ended or changed (the replicated entry follows)."""
+        self.sessions.changed(sid)
+
+    def presence(self, sid: tuple[str, str]) -> None:
+        """`sid` came online or went offline: the shared groups it is a member of may care."""
+        self.shared.presence(sid)
 
     def unsubscribed(self, mountpoint: str, filt: str) -> None:
         key = (mountpoint, filt)
         n = self.local.get(key, 0) - 1
         if n > 0:
             self.local[key] = n
+            self.shared.check(mountpoint, filt)
         elif n == 0:
             del self.local[key]
+            self.shared.removed(mountpoint, filt)
             self.links.broadcast((iw.T_UNSUB, mountpoint, filt))
 
     def _remote_add(self, k: str, mountpoint: str, filt: str) -> None:
         self.remote_filters.setdefault(k, set()).add((mountpoint, filt))
         plain, group = split_filter(filt)
-        self.remote.add((mountpoint, k), plain, _ANY, group)
+        self.remote.add((mountpoint, k), plain, _ANY if group is None else OFFLINE, group)
         self._targets.clear()
 
     def _remote_remove(self, k: str, mountpoint: str, filt: str) -> None:
         self.remote_filters.get(k, set()).discard((mountpoint, filt))
         plain, group = split_filter(filt)
         self.remote.remove((mountpoint, k), plain, group)
+        self._targets.clear()
+
+    def targets_changed(self) -> None:
         self._targets.clear()
 
     def forget_remote(self, k: str) -> None:
@@ -257,15 +284,12 @@ class WorkerRuntime:
         """Forward `msg` to the other workers with matches; deliver shared groups. Local deliveries."""
         if inbound is not None:
             return self._deliver_chosen(msg, groups, inbound)
-        key = (msg.mountpoint, msg.topic)
-        targets = self._targets.get(key)
-        if targets is None:
-            targets = self._targets[key] = self._match_remote(*key)
-        plain, remote_groups = targets
+        targets = self._targets.get((msg.mountpoint, msg.topic))  # the cache hit inline: every publish
+        plain, remote_groups = targets if targets is not None else self.targets(msg.mountpoint, msg.topic)
         n = 0
         chosen: dict[str, list[str]] = {}
         if groups or remote_groups:
-            n = self._pick_shared(msg, groups, remote_groups, chosen)
+            n = self.shared.pick(msg, _merge_groups(groups), remote_groups, chosen)
         if not plain and not chosen:
             return n
         peers = self.links.peers
@@ -274,7 +298,9 @@ class WorkerRuntime:
         frame = msg.received
         qos_sent = self.links.qos_sent if msg.qos else None  # the publisher's ack waits for confirm()
         for k in (plain if not chosen else sorted({*plain, *chosen})):
-            peer = peers[k]  # down (restarting): QoS 1/2 records wait for it (Peer.send)
+            peer = peers.get(k)  # down (restarting): QoS 1/2 records wait for it (Peer.send)
+            if peer is None:
+                continue  # a joining node's subscriptions arrive before its member record
             if qos_sent is not None:
                 qos_sent[k] += 1
             names = chosen.get(k)
@@ -282,42 +308,27 @@ class WorkerRuntime:
                 peer.send_frame(msg.mountpoint, msg.topic, msg.sender, frame)
             elif names is None:
                 if record is None:
-                    record = _pub_record(msg, NO_GROUPS)
+                    record = iw.pub_record(msg, NO_GROUPS)
                 peer.send(record)
             else:
-                peer.send(_pub_record(msg, tuple(names)))
+                peer.send(iw.pub_record(msg, tuple(names)))
             sent += 1
         self.node.metrics.counters["router_matches_remote"] += sent
         return n
 
-    def _match_remote(self, mountpoint: str, topic: str) -> tuple[tuple[str, ...], dict[str, list[str]]]:
-        deliveries, groups = self.remote.match(mountpoint, topic)
-        by_group: dict[str, list[str]] = {}
-        for name, members in groups:
-            by_group.setdefault(name, []).extend(sid[1] for sid in members)
-        return tuple(sorted({d.sid[1] for d in deliveries})), by_group
-
-    def _pick_shared(self, msg: Msg, groups: list, remote_groups: dict[str, list[str]],
-                     chosen: dict[str, list[str]]) -> int:
-        """One target per group: a local member or one worker with members. Local deliveries made."""
-        local = _merge_groups(groups)
-        policy = self.node.config["shared_subscription_policy"]
-        queues = self.node.registry.queues
-        peers = self.links.peers
-        n = 0
-        for name in {*local, *remote_groups}:
-            members = local.get(name)
-            remote = [k for k in remote_groups.get(name, ()) if (p := peers.get(k)) is not None and p.up]
-            here = members is not None and (
-                policy == "local_only" or not remote
-                or (policy == "prefer_local" and any((q := queues.get(s)) is not None and q.online
-                                                     for s in members))
-                or random.randrange(len(remote) + 1) == 0)
-            if here:
-                n += self.node.shared.deliver(msg, name, members)
-            elif remote and policy != "local_only":
-                chosen.setdefault(random.choice(remote), []).append(name)
-        return n
+    def targets(self, mountpoint: str, topic: str) -> tuple[tuple[str, ...], RemoteGroups]:
+        """The endpoints with plain subscriptions matching the topic, and the shared groups' endpoints."""
+        key = (mountpoint, topic)
+        targets = self._targets.get(key)
+        if targets is None:
+            deliveries, groups = self.remote.match(mountpoint, topic)
+            by_group: RemoteGroups = {}
+            for name, members in groups:
+                endpoints = by_group.setdefault(name, {})
+                for sid, sub in members.items():
+                    endpoints[sid[1]] = endpoints.get(sid[1], False) or sub is not OFFLINE
+            targets = self._targets[key] = (tuple(sorted({d.sid[1] for d in deliveries})), by_group)
+        return targets
 
     def _deliver_chosen(self, msg: Msg, groups: list, chosen: tuple) -> int:
         if not chosen:
@@ -330,7 +341,8 @@ class WorkerRuntime:
 
     def _sync_records(self, k: str) -> list:
         """What endpoint k learns when our stream to it (re)connects: our filters, our metadata."""
-        return [(iw.T_SUBS, list(self.local)), *self.meta.sync_records()]
+        return [(iw.T_SUBS, list(self.local)), *self.shared.sync_records(), *self.meta.sync_records(),
+                (iw.T_SYNCED,)]
 
     # -- receiving --------------------------------------------------------------
     def _dispatch(self, k: str, records: list, fds: deque) -> None:
@@ -351,6 +363,12 @@ class WorkerRuntime:
                 self.forget_remote(k)
                 for mountpoint, filt in rec[1]:
                     self._remote_add(k, mountpoint, filt)
+            elif kind == iw.T_REPLICA:
+                self.copies.received(k, rec)
+            elif kind == iw.T_SYNCED:
+                self.members.synced.add(k)
+            elif kind == iw.T_SHARED:
+                self.shared.received(k, rec[1], rec[2], bool(rec[3]))
             elif kind == iw.T_HANDOFF:
                 self._handed_over(rec[1], rec[2], rec[3], fds.popleft())
             elif kind == iw.T_RECOUNT:
@@ -398,6 +416,7 @@ class WorkerRuntime:
         store = self.node.msg_store
         if store.pending():
             store.flush()
+        self.copies.flush()
 
     def _rpc(self, record: tuple) -> Any:
         """T_RPC: an admin command, see _command. T_STATS: this worker's figures, see stats."""
@@ -446,11 +465,6 @@ def tls_contexts(opts: dict) -> tuple:
     except (OSError, ValueError) as e:
         raise ListenerError(f"cluster TLS: {e}") from e
     return server, client
-
-
-def _pub_record(msg: Msg, groups: tuple) -> tuple:
-    return (iw.T_PUB, msg.topic, msg.payload, msg.qos, msg.retain, msg.properties, msg.mountpoint,
-            msg.expiry, msg.sender, groups)
 
 
 def _merge_groups(groups: list) -> dict[str, dict]:

@@ -136,13 +136,18 @@ def cmd_stop(path: str) -> int:
 
 
 def cmd_ping(path: str) -> int:
-    from vmqpy.admin.rpc import ping
+    from vmqpy.admin.rpc import call, ping
 
     cfg = load_config(path)
     if ping(cfg["admin.socket"]):
         print("pong")
         return 0
-    return not_responding(cfg)
+    try:
+        ok, why = call(cfg["admin.socket"], ["ping"], 5.0)
+    except (OSError, ValueError, KeyError):
+        return not_responding(cfg)
+    print(f"Node {cfg['nodename']} is not ready: {why}")  # starting, or syncing with the cluster
+    return 1
 
 
 def cmd_getpid(path: str) -> int:

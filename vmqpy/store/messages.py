@@ -99,20 +99,26 @@ class MessageStore:
         self._next_seq[queue_key] = seq + 1
         return seq
 
-    def append(self, queue_key: str, msg: Msg, flags: int) -> None:
-        """Stage msg for queue_key; flags (0-255: delivery qos, retain bit) come back from read."""
+    def append(self, queue_key: str, msg: Msg, flags: int, seq: int | None = None) -> int:
+        """Stage msg for queue_key, at the queue's next seq or at `seq` (a copy kept for another node,
+        numbered as there); flags (0-255: delivery qos, retain bit) come back from read. Returns the seq."""
         qp = _qprefix(queue_key)
-        seq = self._seq(queue_key, qp).to_bytes(8, "big")
+        if seq is None:
+            seq = self._seq(queue_key, qp)
+        elif self._get(b"q" + qp + seq.to_bytes(8, "big")) is not None:
+            return seq  # that copy is here already (sent twice)
+        at = seq.to_bytes(8, "big")
         ref = msg.ref
         rc = self._refcount(ref)
         if rc == 0:
             self._pending[b"m" + ref] = _encode(msg)
             self._bodies += 1
         self._pending[b"c" + ref] = (rc + 1).to_bytes(4, "big")
-        self._pending[b"q" + qp + seq] = bytes([flags]) + ref
+        self._pending[b"q" + qp + at] = bytes([flags]) + ref
         self._entries += 1
         if queue_key in self._counts:
             self._counts[queue_key] += 1
+        return seq
 
     def remove(self, queue_key: str, seq: int, ref: bytes) -> None:
         """Stage removal of queue_key's entry seq (holding ref); the last reference drops the body."""
@@ -131,6 +137,12 @@ class MessageStore:
         self._entries -= 1
         if queue_key in self._counts:
             self._counts[queue_key] -= 1
+
+    def remove_seq(self, queue_key: str, seq: int) -> None:
+        """remove() for a caller that knows the seq only (a copy kept for another node)."""
+        entry = self._get(b"q" + _qprefix(queue_key) + seq.to_bytes(8, "big"))
+        if entry is not None:
+            self.remove(queue_key, seq, entry[1:])
 
     def pending(self) -> bool:
         return bool(self._pending)
