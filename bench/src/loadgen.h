@@ -13,6 +13,8 @@ struct config {
     const char *host, *sub_host;    /* sub_host/sub_port: subscribers on another node (a cluster) */
     int port, sub_port, proto, qos, sub_qos;
     int idle;                       /* idle mode: hold connections only */
+    int churn;                      /* churn mode (idle too): this many connect/disconnect cycles */
+    int churn_session;              /* churn: a persistent session subscribing sub_topic first */
     int pubs, subs, conns;          /* conns: idle mode connection count */
     const char *pub_topic, *sub_topic;
     size_t payload;
@@ -29,12 +31,13 @@ struct buf {
     size_t off, len, cap;           /* pending bytes are p[off..len) */
 };
 
-enum role { R_PUB, R_SUB, R_IDLE };
-enum state { S_NEW, S_TCP, S_CONNACK, S_SUBACK, S_READY, S_CLOSED };
+enum role { R_PUB, R_SUB, R_IDLE, R_CHURN };
+enum state { S_NEW, S_TCP, S_CONNACK, S_SUBACK, S_READY, S_BYE, S_CLOSED }; /* S_BYE: churn, DISCONNECT sent */
 
 struct conn {
     int fd, idx;
     uint8_t role, state, out_armed;
+    uint8_t again;                  /* churn_session: the clean connect that ends the session is next */
     struct buf in, out;
     uint64_t last_tx;
     /* publisher */
@@ -60,6 +63,7 @@ struct run {
     struct conn *conns;
     int nconns, started, ready, connected;
     int connecting; /* started, not yet ready nor closed: what connect_burst limits */
+    int churn_started, churn_done; /* churn mode: client ids begun, cycles ended (either way) */
     /* per publisher: matching subscribers; receipts plus gaps (what the
      * window counts, including write-offs); the same without write-offs */
     uint64_t *fanout, *progress, *seen;
@@ -73,6 +77,7 @@ struct run {
 extern struct run R;
 
 uint64_t now_ns(void);
+char *expand_index(const char *tmpl, int idx); /* "%d" in tmpl becomes idx */
 int lg_setup(void);                 /* build frames, match subscriptions */
 int lg_loop(void);                  /* connect, run, drain; 0 on success */
 void lg_report(void);               /* the JSON result line on stdout */

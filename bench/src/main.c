@@ -36,6 +36,13 @@ static void usage(void)
           "  --window N                 max mode: unreceived msgs per publisher per sub (1000)\n"
           "  --inflight N               QoS 1/2 unacked per publisher (20, as brokers default)\n"
           "  --idle N --hold S          idle mode: hold N connections S seconds\n"
+          "  --churn N                  churn mode: N client ids, each connects (clean session),\n"
+          "                             disconnects and waits for the broker to close; at most\n"
+          "                             --connect-burst at once, all within --connect-timeout\n"
+          "  --churn-session            churn: first a persistent session (clean_session=0)\n"
+          "                             subscribing --sub-topic (%d: the index) at --sub-qos,\n"
+          "                             then a clean connect with the same id ends it\n"
+          "  --id-prefix P              client ids P-<role><index> (lg<pid>)\n"
           "  --keepalive S              (60)\n"
           "  --bind A,B,...             source addresses, round robin\n"
           "  --connect-burst N          connects in progress at once (64)\n"
@@ -79,7 +86,7 @@ static void parse_args(int argc, char **argv)
         {"inflight", 1, 0, 'i'}, {"idle", 1, 0, 'I'}, {"hold", 1, 0, 'H'},
         {"keepalive", 1, 0, 'k'}, {"bind", 1, 0, 'B'}, {"connect-burst", 1, 0, 'c'},
         {"connect-timeout", 1, 0, 'C'}, {"progress", 1, 0, 'g'}, {"label", 1, 0, 'L'},
-        {"stall-ms", 1, 0, 'S'}, {"help", 0, 0, '?'}, {0, 0, 0, 0},
+        {"stall-ms", 1, 0, 'S'}, {"churn", 1, 0, 1003}, {"id-prefix", 1, 0, 1004}, {"churn-session", 0, 0, 1005}, {"help", 0, 0, '?'}, {0, 0, 0, 0},
     };
     struct config *c = &R.cfg;
     *c = (struct config){
@@ -119,6 +126,9 @@ static void parse_args(int argc, char **argv)
         case 'g': c->progress = atof(optarg); break;
         case 'L': c->label = optarg; break;
         case 'S': c->stall_ms = atoi(optarg); break;
+        case 1003: c->idle = 1; c->churn = atoi(optarg); c->conns = c->churn; break;
+        case 1004: c->id_prefix = optarg; break;
+        case 1005: c->churn_session = 1; break;
         default: usage();
         }
     }
@@ -129,6 +139,8 @@ static void parse_args(int argc, char **argv)
         c->inflight < 1 || c->inflight > 65535 || c->window < 1 || c->duration <= 0 ||
         (c->idle && c->conns < 1) || (!c->idle && (c->pubs < 1 || c->subs < 1)))
         usage();
+    if (c->churn && c->conns > c->connect_burst) /* churn: conns are slots, reused id after id */
+        c->conns = c->connect_burst;
     if (c->idle)
         c->pubs = c->subs = 0;
     else
@@ -136,7 +148,7 @@ static void parse_args(int argc, char **argv)
 }
 
 /* "%d" in a topic template becomes the client's index. */
-static char *expand(const char *tmpl, int idx)
+char *expand_index(const char *tmpl, int idx)
 {
     const char *at = strstr(tmpl, "%d");
     char *out;
@@ -203,13 +215,13 @@ int lg_setup(void)
     for (int i = 0; i < R.nconns; i++) { /* subscribers first: they must be ready first */
         struct conn *k = &R.conns[i];
         k->fd = -1;
-        k->role = c->idle ? R_IDLE : i < c->subs ? R_SUB : R_PUB;
+        k->role = c->churn ? R_CHURN : c->idle ? R_IDLE : i < c->subs ? R_SUB : R_PUB;
         k->idx = k->role == R_PUB ? i - c->subs : i;
         if (k->role == R_SUB)
-            k->filter = expand(c->sub_topic, k->idx);
+            k->filter = expand_index(c->sub_topic, k->idx);
         if (k->role != R_PUB)
             continue;
-        k->topic = expand(c->pub_topic, k->idx);
+        k->topic = expand_index(c->pub_topic, k->idx);
         k->tmpl = malloc(strlen(k->topic) + c->payload + 16);
         if (!k->tmpl)
             return -1;
@@ -270,7 +282,8 @@ void lg_report(void)
     double connect_s = secs(R.t_connect0, R.t_ready);
     printf("{\"tool\":\"loadgen\",\"label\":\"%s\",\"mode\":\"%s\",\"proto\":%d,\"connections\":%d,"
            "\"connected\":%d,\"connect_s\":%.3f,\"connect_rate\":%.0f",
-           c->label, c->idle ? "idle" : "pubsub", c->proto, R.nconns, R.connected, connect_s,
+           c->label, c->churn ? "churn" : c->idle ? "idle" : "pubsub", c->proto,
+           c->churn ? c->churn : R.nconns, R.connected, connect_s,
            connect_s ? R.connected / connect_s : 0);
     if (!c->idle)
         report_messages(stdout);
@@ -289,7 +302,8 @@ int main(int argc, char **argv)
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     char pfx[32];
     snprintf(pfx, sizeof pfx, "lg%d", (int)getpid());
-    R.cfg.id_prefix = pfx;
+    if (!R.cfg.id_prefix)
+        R.cfg.id_prefix = pfx;
     if (lg_setup() < 0) {
         fputs("loadgen: out of memory\n", stderr);
         return 2;
@@ -300,6 +314,11 @@ int main(int argc, char **argv)
     if (!R.cfg.idle && qos > 0 && (R.n.lost || R.n.errors || R.n.disconnects)) {
         fprintf(stderr, "loadgen: *** QoS %d RUN FAILED: %lu lost, %lu errors, %lu disconnects ***\n",
                 qos, R.n.lost, R.n.errors, R.n.disconnects);
+        rc = rc ? rc : 1;
+    }
+    if (R.cfg.churn && (R.n.errors || R.n.disconnects)) {
+        fprintf(stderr, "loadgen: *** CHURN FAILED: %lu errors, %lu disconnects ***\n", R.n.errors,
+                R.n.disconnects);
         rc = rc ? rc : 1;
     }
     return rc;

@@ -66,12 +66,12 @@ static size_t finish(uint8_t *dst, uint8_t first, size_t body_len)
     return h + body_len;
 }
 
-size_t mqtt_connect(uint8_t *dst, int proto, const char *client_id, uint16_t keepalive)
+size_t mqtt_connect(uint8_t *dst, int proto, const char *client_id, uint16_t keepalive, int clean)
 {
     uint8_t *b = dst + 5;
     size_t n = put_str(b, "MQTT");
     b[n++] = (uint8_t)proto;
-    b[n++] = 0x02; /* clean session / clean start */
+    b[n++] = clean ? 0x02 : 0x00; /* clean session / clean start */
     b[n++] = (uint8_t)(keepalive >> 8);
     b[n++] = (uint8_t)keepalive;
     if (proto == 5)

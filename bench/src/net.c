@@ -61,10 +61,14 @@ static void close_conn(struct conn *c, const char *why)
         if (R.n.disconnects <= 5)
             fprintf(stderr, "loadgen: connection %ld closed: %s\n", (long)(c - R.conns), why);
     }
-    if (c->state == S_READY)
+    if (c->role == R_CHURN) {
+        R.churn_done++; /* its slot takes the next client id (churn_step) */
+        c->again = 0;
+    } else if (c->state == S_READY) {
         R.ready--;
-    else if (c->state != S_NEW)
+    } else if (c->state != S_NEW) {
         R.connecting--; /* refused or dropped before it was ready: its connect slot is free */
+    }
     c->state = S_CLOSED;
     if (c->fd >= 0)
         close(c->fd);
@@ -113,7 +117,7 @@ static int start_connect(struct conn *c, int i)
     if (cfg->nbinds) {
         /* the port is picked at connect(), per 4-tuple: >28k conns per source */
         struct sockaddr_in src = {.sin_family = AF_INET};
-        inet_pton(AF_INET, cfg->binds[i % cfg->nbinds], &src.sin_addr);
+        inet_pton(AF_INET, cfg->binds[(c->role == R_CHURN ? c->idx : i) % cfg->nbinds], &src.sin_addr);
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
             close(fd);
@@ -142,11 +146,19 @@ static void on_tcp_connected(struct conn *c)
         return;
     }
     char id[64];
-    static const char tag[] = {'p', 's', 'i'};
+    static const char tag[] = {'p', 's', 'i', 'c'};
     snprintf(id, sizeof id, "%s-%c%d", R.cfg.id_prefix, tag[c->role], c->idx);
     c->state = S_CONNACK;
-    c->out.len += mqtt_connect(reserve(&c->out, 128), R.cfg.proto, id, (uint16_t)R.cfg.keepalive);
+    int clean = c->role != R_CHURN || !R.cfg.churn_session || c->again;
+    c->out.len += mqtt_connect(reserve(&c->out, 128), R.cfg.proto, id, (uint16_t)R.cfg.keepalive, clean);
     flush(c);
+}
+
+/* Churn: say goodbye and wait for the broker to close (the TIME_WAIT is its own). */
+static void churn_disconnect(struct conn *c)
+{
+    c->state = S_BYE;
+    c->out.len += mqtt_simple(reserve(&c->out, 2), MQTT_DISCONNECT);
 }
 
 static void mark_ready(struct conn *c)
@@ -192,10 +204,16 @@ static void on_connack(struct conn *c, const uint8_t *b, uint32_t rl)
         close_conn(c, "CONNACK refused");
         return;
     }
+    if (c->role == R_CHURN)
+        R.connected++;
+    if (c->role == R_CHURN && (!R.cfg.churn_session || c->again)) {
+        churn_disconnect(c);
+        return;
+    }
     c->inflight_max = (uint32_t)R.cfg.inflight;
     if (R.cfg.proto == 5)
         connack_props(c, b + 2, b + rl);
-    if (c->role != R_SUB) {
+    if (c->role != R_SUB && c->role != R_CHURN) {
         mark_ready(c);
         return;
     }
@@ -216,7 +234,10 @@ static void on_suback(struct conn *c, const uint8_t *b, uint32_t rl)
         close_conn(c, "SUBACK refused");
         return;
     }
-    mark_ready(c);
+    if (c->role == R_CHURN)
+        churn_disconnect(c);
+    else
+        mark_ready(c);
 }
 
 /* ---- receiving ----------------------------------------------------------- */
@@ -329,7 +350,16 @@ static void on_readable(struct conn *c)
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        close_conn(c, n ? strerror(errno) : "closed by broker");
+        if (!n && c->state == S_BYE && R.cfg.churn_session && !c->again) {
+            close(c->fd); /* the session is kept: its clean connect, same id, is next */
+            c->fd = -1;
+            c->state = S_CLOSED;
+            c->again = 1;
+        } else if (!n && c->state == S_BYE) { /* the end of a churn cycle */
+            close_conn(c, NULL);
+        } else {
+            close_conn(c, n ? strerror(errno) : "closed by broker");
+        }
         return;
     }
     size_t len = have + (size_t)n, off = 0, hdr;
@@ -458,6 +488,34 @@ static void open_connections(void)
     }
 }
 
+/* Churn: each free slot begins the next client id (or the second connect of its
+ * session); 1 once every id has ended. */
+static int churn_step(void)
+{
+    for (int i = 0; i < R.nconns; i++) {
+        struct conn *c = &R.conns[i];
+        if (c->state != S_NEW && c->state != S_CLOSED)
+            continue;
+        if (!c->again) {
+            if (R.churn_started == R.cfg.churn)
+                continue;
+            c->idx = R.churn_started++;
+            if (R.cfg.churn_session) {
+                free(c->filter);
+                c->filter = expand_index(R.cfg.sub_topic, c->idx);
+            }
+        }
+        c->in.len = c->out.off = c->out.len = 0;
+        if (start_connect(c, i) < 0) {
+            c->state = S_CLOSED;
+            R.churn_done++;
+            if (++R.n.disconnects <= 5)
+                fprintf(stderr, "loadgen: connect %d: %s\n", c->idx, strerror(errno));
+        }
+    }
+    return R.churn_done == R.cfg.churn;
+}
+
 static int all_delivered(void)
 {
     for (int i = 0; i < R.nconns; i++) {
@@ -473,8 +531,8 @@ static void progress_line(void)
 {
     fprintf(stderr, "{\"event\":\"progress\",\"t\":%.1f,\"connected\":%d,\"sent\":%lu,"
                     "\"received\":%lu,\"errors\":%lu,\"disconnects\":%lu}\n",
-            (double)(now - R.t_connect0) / 1e9, R.ready, R.n.sent, R.n.received, R.n.errors,
-            R.n.disconnects);
+            (double)(now - R.t_connect0) / 1e9, R.cfg.churn ? R.connected : R.ready, R.n.sent,
+            R.n.received, R.n.errors, R.n.disconnects);
 }
 
 static double cpu_s(void)
@@ -527,11 +585,23 @@ int lg_loop(void)
     uint64_t connect_deadline = now + (uint64_t)(cfg->connect_timeout * 1e9), drain_end = 0;
     uint64_t next_tick = now, progress_at = now;
     int rc = 0;
+    if (cfg->churn) { /* the run is the connecting */
+        R.t_start = now;
+        R.cpu_run_s = cpu_s();
+    }
     for (;;) {
         now = now_ns();
         uint64_t wake = now + 100000000u; /* at least every 100 ms */
         int busy = 0;
-        if (!R.t_start) {
+        if (cfg->churn) {
+            if (churn_step())
+                break;
+            if (now > connect_deadline) {
+                fprintf(stderr, "loadgen: only %d of %d client ids done\n", R.churn_done, cfg->churn);
+                rc = 2;
+                break;
+            }
+        } else if (!R.t_start) {
             open_connections();
             if (R.ready == R.nconns)
                 start_run();
@@ -544,7 +614,7 @@ int lg_loop(void)
         if (R.t_start && !cfg->idle && now < R.t_stop)
             for (int i = cfg->subs; i < R.nconns; i++)
                 busy |= publish_step(&R.conns[i], &wake);
-        if (R.t_start && now >= R.t_stop) {
+        if (R.t_start && !cfg->churn && now >= R.t_stop) {
             if (!drain_end)
                 drain_end = now + (uint64_t)(cfg->drain * 1e9);
             if (cfg->idle || all_delivered() || now >= drain_end)
@@ -571,6 +641,8 @@ int lg_loop(void)
         dispatch(evs, n > 0 ? n : 0);
     }
     R.t_end = now;
+    if (cfg->churn)
+        R.t_ready = now;
     if (R.t_start)
         R.cpu_run_s = cpu_s() - R.cpu_run_s;
     if (!R.t_stop)
