@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from vmqpy.broker.message import Msg
 from vmqpy.broker.queue import RETAIN_FLAG
 from vmqpy.cluster import links as iw
+from vmqpy.cluster.metadata import MEMBERS
 from vmqpy.cluster.registration import msg_fields, msg_from
 from vmqpy.cluster.ring import Ring
 from vmqpy.store.messages import MessageStore
@@ -52,8 +53,9 @@ class ReplicatingStore:
     def __init__(self, runtime: WorkerRuntime, inner: MessageStore) -> None:
         self.rt = runtime
         self.inner = inner
+        self._holders: dict[str, str | None] = {}  # queue key -> its replica endpoint, until members change
         self._ring: Ring | None = None
-        self._ring_members: tuple[str, ...] = ()
+        runtime.meta.replica.subscribe(MEMBERS, lambda key, old, new: self._holders.clear())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -74,7 +76,9 @@ class ReplicatingStore:
         self._send(queue_key, (iw.T_REPLICA, "drop", queue_key))
 
     def _send(self, queue_key: str, record: tuple) -> str | None:
-        pid = self._holder(_sid(queue_key))
+        pid = self._holders.get(queue_key, "")
+        if pid == "":
+            pid = self._holders[queue_key] = self._holder(_sid(queue_key))
         peer = self.rt.links.peers.get(pid) if pid is not None else None
         if peer is None:
             return None
@@ -87,9 +91,8 @@ class ReplicatingStore:
         if not members:
             return None
         names = tuple(sorted(members))
-        if self._ring is None or self._ring_members != names:
+        if self._ring is None or self._ring.members != names:
             self._ring = Ring(self.rt.node.config["ring_creation_size"], names)
-            self._ring_members = names
         name = self._ring.owner(f"{sid[0]}\x00{sid[1]}")
         return self.rt.registrations.owner_on(name, members[name], sid)
 
