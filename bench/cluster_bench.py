@@ -235,23 +235,32 @@ def migrate_10k(o: argparse.Namespace) -> dict:
         stop_all(nodes)
 
 
+def offline_sessions(holder: Broker, publisher: Broker, prefix: str, n: int = 100, per: int = 100) -> list[str]:
+    """n persistent sessions `<prefix>-<i>` on `holder`, each subscribing `<prefix>/<id>` at QoS 1 and
+    offline then, with `per` QoS 1 messages (payloads 0..per-1) published to each from `publisher`, all
+    acknowledged. Returns the client ids."""
+    ids = [f"{prefix}-{i}" for i in range(n)]
+    for cid in ids:
+        client = Client(holder, cid, clean=False)
+        client.c.subscribe(f"{prefix}/{cid}", 1)
+        client.acks.get(timeout=30)
+        client.close()
+    pub = Client(publisher, f"{prefix}-pub")
+    for cid in ids:
+        for i in range(per):
+            pub.c.publish(f"{prefix}/{cid}", str(i).encode(), 1)
+    for _ in range(n * per):
+        pub.acks.get(timeout=60)
+    pub.close()
+    return ids
+
+
 def leave_10k(o: argparse.Namespace) -> dict:
     """100 persistent sessions on C with 100 offline QoS 1 messages each; `cluster leave -k` of C;
     the clients come back on A and B: lost, duplicated, how long the leave took."""
     a, b, c = nodes = start_cluster(3, ("max_offline_messages = -1",))
     try:
-        ids = [f"leaver-{i}" for i in range(100)]
-        for cid in ids:
-            client = Client(c, cid, clean=False)
-            client.c.subscribe(f"leave/{cid}", 1)
-            client.acks.get(timeout=30)
-            client.close()
-        pub = Client(a, "leave-pub")
-        for cid in ids:
-            for i in range(100):
-                pub.c.publish(f"leave/{cid}", str(i).encode(), 1)
-        for _ in range(len(ids) * 100):
-            pub.acks.get(timeout=60)
+        ids = offline_sessions(c, a, "leave")
         t0 = time.monotonic()
         out = admin(c, "cluster", "leave", f"node=bench{c.port}@{c.host}", "-k")
         took = time.monotonic() - t0
@@ -291,18 +300,7 @@ def dead_leave(o: argparse.Namespace, replica: bool) -> dict:
     extra = ("max_offline_messages = -1", f"offline_message_replica = {'on' if replica else 'off'}")
     a, b, c = nodes = start_cluster(3, extra)
     try:
-        ids = [f"dead-{i}" for i in range(100)]
-        for cid in ids:
-            client = Client(c, cid, clean=False)
-            client.c.subscribe(f"dead/{cid}", 1)
-            client.acks.get(timeout=30)
-            client.close()
-        pub = Client(a, "dead-pub")
-        for cid in ids:
-            for i in range(100):
-                pub.c.publish(f"dead/{cid}", str(i).encode(), 1)
-        for _ in range(len(ids) * 100):
-            pub.acks.get(timeout=60)
+        ids = offline_sessions(c, a, "dead")
         name = f"bench{c.port}@{c.host}"
         while held(a, name) != len(ids) * 100:
             time.sleep(0.2)  # C reports what it keeps every second

@@ -20,3 +20,12 @@ def metrics(node) -> dict[str, float]:
     ok, out = node.admin("metrics", "show")
     assert ok, out
     return {k.split(".", 1)[-1]: float(v) for k, _, v in (line.partition(" = ") for line in out.splitlines()) if v}
+
+
+def persistent_sessions(node, ids, topic) -> None:
+    """A persistent session per client id on `node`, each subscribed to topic(id) at QoS 1, then offline."""
+    for client_id in ids:
+        s = node.client(client_id, clean=False)
+        s.connect()
+        s.subscribe(topic(client_id), 1)
+        s.disconnect()

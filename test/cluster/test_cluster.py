@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from broker import wait_until
-from clusterkit import metrics, running, same_port
+from clusterkit import metrics, persistent_sessions, running, same_port
 from netns import cluster_conf
 
 
@@ -237,11 +237,7 @@ def test_qos1_for_a_stopped_node_beyond_its_buffer_is_not_acked(cluster_nodes, c
 def test_leave_with_kill_sessions_moves_every_queue_to_the_nodes_that_stay(cluster_nodes, cid):
     a, b, c = cluster_nodes(3, {"max_offline_messages": "-1"})
     ids = [f"{cid}-{i}" for i in range(10)]
-    for client_id in ids:
-        s = c.client(client_id, clean=False)
-        s.connect()
-        s.subscribe(f"{cid}/{client_id}", 1)
-        s.disconnect()
+    persistent_sessions(c, ids, lambda client_id: f"{cid}/{client_id}")
     pub = a.client(f"{cid}-p")
     pub.connect()
     for client_id in ids:

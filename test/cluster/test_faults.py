@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from broker import wait_until
-from clusterkit import metrics, running
+from clusterkit import metrics, persistent_sessions, running
 
 FAST = {"cluster_heartbeat_timeout": "1500"}
 ALLOW = {f"allow_{op}_during_netsplit": "on" for op in ("register", "publish", "subscribe", "unsubscribe")}
@@ -137,11 +137,7 @@ def _held(node, name: str) -> tuple[int, int]:
 def test_a_dead_node_removed_from_a_live_member_leaves_its_sessions_behind(cluster_nodes, replica, cid):
     a, b, c = cluster_nodes(3, {**FAST, "offline_message_replica": replica})
     ids = [f"{cid}-{i}" for i in range(6)]
-    for i in ids:  # persistent sessions held on c, with their subscriptions
-        s = c.client(i, clean=False)
-        s.connect()
-        s.subscribe(f"{cid}/{i}", 1)
-        s.disconnect()
+    persistent_sessions(c, ids, lambda i: f"{cid}/{i}")  # held on c, with their subscriptions
     pub = a.client(f"{cid}-p")
     pub.connect()
     for i in ids[:3]:
