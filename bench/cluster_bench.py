@@ -33,6 +33,8 @@
 - dead-leave: leave-10k's sessions and messages on C, but C is SIGKILLed and removed with `cluster
   leave` from A while it is down; the clients come back on A and B: messages found and lost.
   dead-leave-replica: the same with offline_message_replica = on (copies on A and B).
+- late-join: A and B hold 100,000 subscriptions and 10,000 retained messages; C joins: seconds until
+  `vernemq ping` says pong on C, and whether C has them all then.
 - replica-cost: QoS 1 fan-in (10 -> 1) on A with 4 offline persistent sessions on A subscribing the
   same topics (each message stored 4 times), offline_message_replica off, then on: msg/s and ratio.
 `--scale F` multiplies every count (not the rates or durations): develop with --scale 0.02.
@@ -76,8 +78,10 @@ VERNEMQ = [PYTHON, "-m", "vmqpy.scripts.vernemq"]
 CONF: list[str] = []  # --conf: vernemq.conf lines for every node of every scenario
 
 
-def start_cluster(n: int, extra: tuple[str, ...] = (), hosts: Sequence[Any] = ()) -> list[Broker]:
-    """n nodes on 127.0.0.2-4, or on `hosts` (test/cluster/netns.py Hosts: each node in its namespace)."""
+def start_cluster(n: int, extra: tuple[str, ...] = (), hosts: Sequence[Any] = (), joined: int | None = None
+                  ) -> list[Broker]:
+    """n nodes on 127.0.0.2-4, or on `hosts` (test/cluster/netns.py Hosts: each node in its namespace);
+    the first `joined` (all) in one cluster, the others started with the same cluster port, standing alone."""
     cport = free_port()
     nodes: list[Broker] = []
     try:
@@ -86,7 +90,7 @@ def start_cluster(n: int, extra: tuple[str, ...] = (), hosts: Sequence[Any] = ()
             cmd = hosts[k].run(VERNEMQ) if hosts else None
             cluster = f"listener.vmq.clustering = {ip}:{cport}"
             nodes.append(start_vmqpy(None, cmd, host=ip, extra=(cluster, *extra, *CONF)))
-        for node in nodes[1:]:
+        for node in nodes[1:joined]:
             admin(node, "cluster", "join", f"discovery-node=bench{nodes[0].port}@{nodes[0].host}")
     except BaseException:
         stop_all(nodes)
@@ -347,6 +351,44 @@ def replica_cost(o: argparse.Namespace) -> dict:
             stop_all(nodes)
     out["ratio"] = round(out["on"]["msg_s"] / out["off"]["msg_s"], 2) if out["off"]["msg_s"] else None
     return out
+
+
+def late_join(o: argparse.Namespace) -> dict:
+    """A and B hold 100,000 subscriptions (a client on A) and 10,000 retained messages (set on B); C joins:
+    seconds from the join until `vernemq ping` says pong on C, and whether C then has every retained
+    message and routes to the subscriptions (a sample of 100)."""
+    n_subs, n_retained = round(100_000 * o.scale), round(10_000 * o.scale)
+    a, b, c = nodes = start_cluster(3, joined=2)
+    try:
+        sub = Client(a, "late-sub")
+        for i in range(0, n_subs, SUB_BATCH):
+            sub.c.subscribe([(f"late/{j}", 1) for j in range(i, min(i + SUB_BATCH, n_subs))])
+        for _ in range(0, n_subs, SUB_BATCH):
+            sub.acks.get(timeout=600)
+        pub = Client(b, "late-retain")
+        for i in range(n_retained):
+            pub.c.publish(f"kept/{i}", b"r", 1, retain=True)
+        for _ in range(n_retained):
+            pub.acks.get(timeout=60)
+        ping = [*VERNEMQ, "--config", c.extra["conf"], "ping"]
+        t0 = time.monotonic()
+        admin(c, "cluster", "join", f"discovery-node=bench{a.port}@{a.host}")
+        joined = time.monotonic() - t0
+        polls = 0
+        while subprocess.run(ping, capture_output=True, timeout=30).returncode:
+            polls += 1
+        ready = time.monotonic() - t0
+        retained = metrics(c).get("retain_messages")
+        probe = Client(c, "late-probe")
+        sample = random.Random(2).sample(range(n_subs), min(100, n_subs))
+        for i in sample:
+            probe.c.publish(f"late/{i}", str(i).encode(), 1)
+        got = {int(payload) for _, payload in drain(sub.msgs, 5)}
+        return {"scenario": "late-join", "subscriptions": n_subs, "retained": n_retained,
+                "join_returned_s": round(joined, 3), "pong_s": round(ready, 3), "not_ready_answers": polls,
+                "retained_at_pong": retained, "routed": len(got & set(sample)), "sampled": len(sample)}
+    finally:
+        stop_all(nodes)
 
 
 # -- metadata under client churn -------------------------------------------------------------------------
@@ -753,6 +795,7 @@ SCENARIOS = {
     "dead-leave": lambda o: dead_leave(o, replica=False),
     "dead-leave-replica": lambda o: dead_leave(o, replica=True),
     "replica-cost": replica_cost,
+    "late-join": late_join,
 }
 
 
