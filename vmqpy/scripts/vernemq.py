@@ -146,6 +146,9 @@ def cmd_ping(path: str) -> int:
         ok, why = call(cfg["admin.socket"], ["ping"], 5.0)
     except (OSError, ValueError, KeyError):
         return not_responding(cfg)
+    if ok:  # ready between the two calls
+        print("pong")
+        return 0
     print(f"Node {cfg['nodename']} is not ready: {why}")  # starting, or syncing with the cluster
     return 1
 
