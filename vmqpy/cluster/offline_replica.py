@@ -32,7 +32,6 @@ from vmqpy.broker.queue import RETAIN_FLAG
 from vmqpy.cluster import links as iw
 from vmqpy.cluster.metadata import MEMBERS
 from vmqpy.cluster.registration import msg_fields, msg_from
-from vmqpy.cluster.ring import Ring
 from vmqpy.store.messages import MessageStore
 
 if TYPE_CHECKING:
@@ -54,7 +53,6 @@ class ReplicatingStore:
         self.rt = runtime
         self.inner = inner
         self._holders: dict[str, str | None] = {}  # queue key -> its replica endpoint, until members change
-        self._ring: Ring | None = None
         runtime.meta.replica.subscribe(MEMBERS, lambda key, old, new: self._holders.clear())
 
     def __getattr__(self, name: str) -> Any:
@@ -88,13 +86,7 @@ class ReplicatingStore:
     def _holder(self, sid: tuple[str, str]) -> str | None:
         """The endpoint that would re-create `sid` if this node left: None when we stand alone."""
         members = {n: i for n, i in self.rt.registrations.members().items() if n != self.rt.node.name}
-        if not members:
-            return None
-        names = tuple(sorted(members))
-        if self._ring is None or self._ring.members != names:
-            self._ring = Ring(self.rt.node.config["ring_creation_size"], names)
-        name = self._ring.owner(f"{sid[0]}\x00{sid[1]}")
-        return self.rt.registrations.owner_on(name, members[name], sid)
+        return self.rt.registrations.endpoint_for(members, sid) if members else None
 
 
 class Copies:
@@ -106,10 +98,13 @@ class Copies:
         self._store: MessageStore | None = None
 
     @property
+    def path(self) -> str:
+        return f"{self.rt.node.config['message_store.dir']}.copies"
+
+    @property
     def store(self) -> MessageStore:
         if self._store is None:
-            cfg = self.rt.node.config
-            self._store = MessageStore(f"{cfg['message_store.dir']}.copies", sync=cfg["message_store.sync"])
+            self._store = MessageStore(self.path, sync=self.rt.node.config["message_store.sync"])
         return self._store
 
     def received(self, sender: str, record: tuple) -> None:
@@ -129,7 +124,7 @@ class Copies:
 
     def take(self, origin: str) -> dict[tuple[str, str], list[tuple[Msg, int, bool]]]:
         """Remove and return the copies kept for node `origin`, by session, oldest first."""
-        if self._store is None and not os.path.isdir(f"{self.rt.node.config['message_store.dir']}.copies"):
+        if self._store is None and not os.path.isdir(self.path):
             return {}
         store = self.store
         prefix = f"{origin}\x00"

@@ -20,6 +20,7 @@ takes the session from the earlier, so exactly one survives.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,13 @@ def msg_from(fields) -> Msg:
     return Msg(topic, payload, qos, retain, props, mountpoint, expiry, tuple(sender) if sender else None)
 
 
+@functools.lru_cache(maxsize=8)
+def _ring(size: int, names: tuple[str, ...]) -> Ring:
+    # A few member sets are in use at once: all members, all but this node (offline_replica), all
+    # that stay (a leave); the claim is computed once for each.
+    return Ring(size, names)
+
+
 class Registrations:
     def __init__(self, runtime: WorkerRuntime) -> None:
         self.rt = runtime
@@ -59,8 +67,6 @@ class Registrations:
         self._locks: dict[tuple[str, str], Semaphore] = {}
         self._arrived: dict[tuple[str, str], tuple[dict, Event]] = {}  # T_MOVE received, by sid
         self._handing: dict[tuple[str, str], Event] = {}  # leaving: moved, its T_MOVED not back yet
-        self._ring: Ring | None = None
-        self._ring_members: tuple[str, ...] = ()
 
     # -- E: the endpoint registering a CONNECT ---------------------------------
     def take_over(self, sid: tuple[str, str], clean_start: bool) -> dict | None:
@@ -193,7 +199,6 @@ class Registrations:
         members = {n: i for n, i in self.members().items() if n != self.rt.node.name and self._reachable(n)}
         if not members:
             return 0, 0, len(registry.sessions)
-        ring = Ring(self.rt.node.config["ring_creation_size"], tuple(sorted(members)))
         todo = sorted(registry.sessions)
         deadline = time.monotonic() + timeout
         last_report = time.monotonic()
@@ -201,8 +206,7 @@ class Registrations:
         for sid in todo:
             if time.monotonic() > deadline:
                 break
-            name = ring.owner(f"{sid[0]}\x00{sid[1]}")
-            moved = self._take(sid, self.owner_on(name, members[name], sid), False, adopt=True)
+            moved = self._take(sid, self.endpoint_for(members, sid), False, adopt=True)
             if moved is not None:
                 sessions += 1
                 messages += moved
@@ -318,11 +322,8 @@ class Registrations:
         return {name: info for (name,), info in self.rt.members.replica.fold(MEMBERS)}
 
     def endpoint_for(self, members: dict[str, dict], sid: tuple[str, str]) -> str:
-        names = tuple(sorted(members))
-        if self._ring is None or self._ring_members != names:
-            self._ring = Ring(self.rt.node.config["ring_creation_size"], names)
-            self._ring_members = names
-        name = self._ring.owner(f"{sid[0]}\x00{sid[1]}")
+        """The endpoint the ring over `members` (name -> member record) picks for client id `sid`."""
+        name = _ring(self.rt.node.config["ring_creation_size"], tuple(sorted(members))).owner(f"{sid[0]}\x00{sid[1]}")
         return self.owner_on(name, members[name], sid)
 
     def owner_on(self, name: str, info: dict, sid: tuple[str, str]) -> str:
