@@ -449,16 +449,21 @@ KEYS: tuple[Key, ...] = (
     Key("max_message_rate", INT, "0", "Maximum publishes per second per session (0: no limit).",
         runtime=True),
     Key("receive_max_client", Int(minimum=1, maximum=65535), "65535",
-        "MQTT 5 receive maximum the broker announces to clients.", runtime=True),
+        "MQTT 5: most unacknowledged QoS 1 and 2 publishes the broker sends a client; a client's own "
+        "Receive Maximum can only lower it.", runtime=True),
     Key("receive_max_broker", Int(minimum=1, maximum=65535), "65535",
-        "MQTT 5 receive maximum the broker uses towards a client that sets none.", runtime=True),
-    Key("topic_alias_max_client", Int(maximum=65535), "0",
-        "MQTT 5 topic aliases a client may use towards the broker (0: none).", runtime=True),
-    Key("topic_alias_max_broker", Int(maximum=65535), "0",
-        "MQTT 5 topic aliases the broker may use towards a client (0: none).", runtime=True),
+        "MQTT 5: most unacknowledged QoS 1 and 2 publishes a client may send the broker, announced as "
+        "Receive Maximum in CONNACK; a client sending more is disconnected (0x93).", runtime=True),
+    Key("topic_alias_max_client", Int(maximum=65535), "10",
+        "MQTT 5 topic aliases a client may use towards the broker, announced in CONNACK (0: none; "
+        "VerneMQ's default is 0, mosquitto's 10).", runtime=True),
+    Key("topic_alias_max_broker", Int(maximum=65535), "10",
+        "MQTT 5 topic aliases the broker uses towards a client that allows them in its CONNECT "
+        "(0: none; VerneMQ's default is 0).", runtime=True),
     Key("max_keepalive", Int(maximum=65535), "0",
-        "MQTT 5: largest keep alive a client may use; one asking more, or none, gets this as "
-        "Server Keep Alive (0: accept the client's).", runtime=True),
+        "Largest keep alive (seconds) a client may use (0: any). An MQTT 5 client asking more, or "
+        "none (0), gets this as Server Keep Alive in CONNACK; an MQTT 3 client is refused "
+        "(identifier rejected), as mosquitto does.", runtime=True),
     Key("response_information", STR, "",
         "MQTT 5 response information sent to clients that ask for it (empty: none)."),
     Key("mqtt_connect_timeout", MS, "5000",

@@ -1,9 +1,10 @@
 """MQTT listeners (tcp, ssl, ws, wss): accept connections, enforce max_connections.
 
 Each accepted connection starts in a pooled reader greenlet (gevent's
-StreamServer spawns through session.readers). That greenlet first reads the
-PROXY header (proxy_protocol = on), then runs the TLS handshake (ssl, wss) and
-the WebSocket upgrade (ws, wss); docs/listeners.md. Then `Session.start`
+StreamServer spawns through session.wakeups: after the loop turn's input of the
+connections already open, such as the DISCONNECT of one this one replaces).
+That greenlet first reads the PROXY header (proxy_protocol = on), then runs the
+TLS handshake (ssl, wss) and the WebSocket upgrade (ws, wss); docs/listeners.md. Then `Session.start`
 serves the connection: a plain TCP session parks once its socket is drained
 and the greenlet returns to the pool (the session lives on, woken by its
 socket's watcher); the others keep the greenlet.
@@ -19,7 +20,7 @@ from gevent.server import StreamServer
 
 from vmqpy.broker import proxy_protocol, tls, websocket
 from vmqpy.broker.preread import PrereadSocket
-from vmqpy.broker.session import CONNECT_TIMEOUT, Session, readers
+from vmqpy.broker.session import CONNECT_TIMEOUT, Session, wakeups
 from vmqpy.config_schema import MQTT_KINDS, TLS_KINDS
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class Listeners:
         inherited = self.node.cluster.listen_socket(listener) if self.node.cluster is not None else None
         server = _Server(inherited or (spec.host, spec.port),
                          lambda sock, addr: self._accept(listener, sock, addr),
-                         backlog=None if inherited else 1024, spawn=readers.spawn_soon)
+                         backlog=None if inherited else 1024, spawn=wakeups.start)
         try:
             server.start()
         except OSError as e:

@@ -83,14 +83,18 @@ class Registry:
         """Attach `session` to the queue of `sid`; returns (queue, session_present). `moved`: the
         session's state handed over by another node (see hand_off), installed before `session` attaches."""
         queue = self.queue_for(sid)
+        ends = clean_start
         if queue is not None and queue.sessions:
             if self.node.config["allow_multiple_sessions"]:
-                clean_start = False  # join the live sessions, never wipe their queue
+                clean_start = ends = False  # join the live sessions, never wipe their queue
             else:
+                # A session without expiry (clean session, or Session Expiry 0) ends with the
+                # connection taken over: no session present, and its will goes out now.
+                ends = clean_start or not queue.opts.persistent
                 for old in list(queue.sessions):
                     queue.detach(old, handover=True)
-                    old.taken_over(clean_start)
-        if queue is not None and clean_start:
+                    old.taken_over(ends)
+        if queue is not None and ends:
             self._destroy(sid, queue)
             queue = None
         present = queue is not None

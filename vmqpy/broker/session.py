@@ -80,11 +80,6 @@ class Readers:
         reader = self.idle.pop() if self.idle else greenlet(self._run, get_hub())
         reader.switch(fn, args)
 
-    def spawn_soon(self, fn: Callable, *args) -> None:
-        """Run fn(*args) in a reader once the io callbacks already due have run, as gevent.spawn
-        does: a new connection must not overtake the EOF of the one it replaces (wills, takeover)."""
-        get_hub().loop.run_callback(self.spawn, fn, *args)
-
     def _run(self, fn: Callable, args: tuple) -> None:
         hub_switch = get_hub().switch
         me = getcurrent()
@@ -105,25 +100,40 @@ readers = Readers()
 
 class Wakeups:
     """Parked connections with input this turn of the loop, read first and then served: whatever
-    may change subscriptions before the batches that only publish.
+    may change subscriptions before the batches that only publish; then the turn's new connections.
 
     A PUBLISH must reach a subscription whose SUBSCRIBE was read before it, on any connection.
     Neither libev's order of the watchers one poll found ready (a stack) nor epoll's (a
     level-triggered fd keeps its place in the ready list from its last report) is the order the
-    bytes arrived in, so the turn's input counts as simultaneous. The watchers only note their
-    connection here; one loop callback, after the turn's watchers, reads and serves them.
+    bytes arrived in, so the turn's input counts as simultaneous. A new connection must not
+    overtake the DISCONNECT or EOF of the one it replaces (wills, takeover, session expiry). The
+    watchers only note their connection here, the listeners their accepted sockets; one loop
+    callback, after the turn's watchers, serves them.
     """
 
     def __init__(self) -> None:
         self.woken: list[Session] = []
+        self.accepted: list[tuple] = []
+        self._due = False
 
     def add(self, session: Session) -> None:
         """A parked connection's read watcher callback (in the hub)."""
-        if not self.woken:
-            get_hub().loop.run_callback(self._serve)
         self.woken.append(session)
+        if not self._due:
+            self._schedule()
+
+    def start(self, fn: Callable, *args) -> None:
+        """The listeners' spawn: serve an accepted socket, fn(*args), in a reader after the turn's input."""
+        self.accepted.append((fn, args))
+        if not self._due:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self._due = True
+        get_hub().loop.run_callback(self._serve)
 
     def _serve(self) -> None:
+        self._due = False
         woken, self.woken = self.woken, []
         publishing = []
         for session in reversed(woken):
@@ -141,6 +151,9 @@ class Wakeups:
                 session._handle_in_hub(packets)
             else:
                 session._hand_over(packets)
+        accepted, self.accepted = self.accepted, []
+        for fn, args in accepted:
+            readers.spawn(fn, *args)
 
 
 wakeups = Wakeups()
@@ -190,7 +203,7 @@ class Session:
         self._rel_new: list[int] = []   # QoS 2 ids this batch put in awaiting_rel
         self._losses = 0                # workers: Links.losses when the running batch began
         self._suppress_will = False
-        self.session_ended = False  # taken over by a Clean Start connection: the session is gone
+        self.session_ended = False  # taken over, and the session ended with us (taken_over)
         self._reader = None             # read watcher of a parked (plain TCP) connection; None: a greenlet reads
         self._raw = None                # a parked connection's non-blocking socket.socket under the gevent one
         self._writable = None           # write watcher the writer greenlet of a parked connection waits on
@@ -603,9 +616,10 @@ class Session:
         if self._reader is not None and not self._reading:
             gevent.spawn(self._cleanup)  # parked: no greenlet of this connection runs to do it
 
-    def taken_over(self, clean_start: bool) -> None:
-        """Another connection registered our client id: leave (called from its greenlet)."""
-        self.session_ended = clean_start
+    def taken_over(self, session_ends: bool) -> None:
+        """Another connection registered our client id: leave (called from its greenlet).
+        `session_ends`: it came with Clean Start, or our session had no expiry."""
+        self.session_ended = session_ends
         self._suppress_will = self.node.config["suppress_lwt_on_session_takeover"]
         self._send_disconnect(R.SESSION_TAKEN_OVER, "another connection took over the session")
         self.close()
