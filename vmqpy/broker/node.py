@@ -135,7 +135,9 @@ class Node:
         """(filter, granted QoS) per requested filter; a QoS >= 0x80 refuses it.
 
         auth_on_subscribe(_m5) may rewrite filters and QoS with a `topics`
-        modifier of the same length (VerneMQ's semantics).
+        modifier of the same length (VerneMQ's semantics). A SUBSCRIBE the hooks
+        refuse as a whole is asked again filter by filter: one filter the ACL
+        refuses does not refuse the others (VerneMQ would refuse all).
         """
         v5 = session.proto_level == 5
         name = "auth_on_subscribe_m5" if v5 else "auth_on_subscribe"
@@ -146,6 +148,8 @@ class Node:
         res, mods = self.hooks.all_till_ok(name, session.username, session.sid, topics,
                                            *((props or {},) if v5 else ()))
         if res != "ok":
+            if len(topics) > 1:  # refused as a whole: each filter on its own, so the others are granted
+                return [granted for topic in topics for granted in self.authorize_subscribe(session, [topic], props)]
             self.metrics.counters["mqtt_subscribe_auth_error"] += 1
             return [(f, refused) for f, _ in topics]
         rewritten = mods.get("topics") if mods else None
