@@ -133,29 +133,25 @@ def test_no_outbound_aliases_for_a_client_that_allows_none(make_broker, cid):
 
 
 # -- flow control ----------------------------------------------------------------------------------
-def test_broker_respects_the_clients_receive_maximum(broker, cid):
-    raw = raw_sub(broker.port, cid, "flow/rm", receive_maximum=2)
-    pub = publisher(broker.port, cid)
-    for i in range(4):
-        pub.publish("flow/rm", str(i), 1)
+def two_in_flight(port: int, cid: str, topic: str, receive_maximum: int) -> None:
+    """Three QoS 1 messages for a subscriber with room for two: the third waits for a PUBACK."""
+    raw = raw_sub(port, cid, topic, receive_maximum=receive_maximum)
+    pub = publisher(port, cid)
+    for i in range(3):
+        pub.publish(topic, str(i), 1)
     first = [raw.recv(), raw.recv()]
     with pytest.raises(TimeoutError):
         raw.recv(timeout=0.5)
     raw.send(P.Puback(first[0].packet_id))
     assert raw.recv().payload == b"2"
+
+
+def test_broker_respects_the_clients_receive_maximum(broker, cid):
+    two_in_flight(broker.port, cid, "flow/rm", receive_maximum=2)
 
 
 def test_receive_max_client_caps_the_clients_receive_maximum(make_broker, cid):
-    node = make_broker({"receive_max_client": "2"})
-    raw = raw_sub(node.port, cid, "flow/cap", receive_maximum=1000)
-    pub = publisher(node.port, cid)
-    for i in range(3):
-        pub.publish("flow/cap", str(i), 1)
-    first = [raw.recv(), raw.recv()]
-    with pytest.raises(TimeoutError):
-        raw.recv(timeout=0.5)
-    raw.send(P.Puback(first[0].packet_id))
-    assert raw.recv().payload == b"2"
+    two_in_flight(make_broker({"receive_max_client": "2"}).port, cid, "flow/cap", receive_maximum=1000)
 
 
 def test_connack_announces_the_brokers_receive_maximum_and_topic_aliases_by_default(broker, cid):
