@@ -70,6 +70,7 @@ GROUPS = {
     "metrics": "Retrieve System Metrics",
     "api-key": "Manage API keys for the HTTP management interface",
     "trace": "Trace various aspects of VerneMQ",
+    "tls": "Manage TLS/SSL",
     "retain": "Show and filter MQTT retained messages",
     "webhooks": "Manage webhooks",
     "set": "Set a runtime config value (set KEY=VALUE)",
@@ -316,26 +317,6 @@ def _online(node: Node, sid: tuple[str, str]) -> list:
     return [s for s in node.sessions if s.sid == sid and not s.closed]
 
 
-@command("session", "disconnect")
-def session_disconnect(node: Node, args: Args) -> Result:
-    """Forcefully disconnect a client.
-
-  session disconnect client-id=<ClientId> [--mountpoint=<MP>] [--cleanup]
-  --cleanup also removes its stored messages and subscriptions."""
-    if "client-id" not in args:
-        return _usage_error("session disconnect client-id=<ClientId> [--mountpoint=<MP>] [--cleanup]")
-    sid = (args.get("mountpoint", ""), args["client-id"])
-    cleanup = "cleanup" in args
-    online = _online(node, sid)
-    for session in online:
-        if cleanup:
-            session.expiry = 0  # the session's own cleanup then drops queue and subscriptions
-        session.kick(R.ADMINISTRATIVE_ACTION)
-    if cleanup and not online and sid in node.registry.sessions:
-        node.registry.expire(sid)
-    return True, "Done"
-
-
 @command("session", "reauthorize")
 def session_reauthorize(node: Node, args: Args) -> Result:
     """Reauthorize the subscriptions of a session.
@@ -568,4 +549,12 @@ def api_key_show(node: Node, args: Args) -> Result:
     return True, Table(api_keys(node).rows(), ["Key", "Scope", "Expires (UTC)", "has expired"])
 
 
-from vmqpy.admin import cluster_commands, plugin_commands  # noqa: E402,F401  (register `cluster`, `plugin`, `webhooks`)
+# the other command groups register themselves
+from vmqpy.admin import (  # noqa: E402,F401
+    cluster_commands,
+    config_commands,
+    node_commands,
+    plugin_commands,
+    session_commands,
+    tls_commands,
+)
