@@ -97,6 +97,10 @@ COUNTERS: dict[str, str] = {
     "retain_messages_stored": "The number of retained messages stored.",
     "message_store_writes": "The number of messages written to the message store.",
     "message_store_deletes": "The number of messages deleted from the message store.",
+    # vmq_http_pub (POST /restmqtt/api/v1/publish)
+    "http_pub_published": "The number of messages sent through the REST Publish API",
+    "http_pub_api_error": "Number of errors reported by the REST Publish API",
+    "http_pub_auth_error": "Number of Auth errors reported by the REST Publish API",
 }
 
 GAUGES: dict[str, str] = {

@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 
 PREFIX = "api_keys"
-SCOPES = ("mgmt", "status", "metrics", "health")
+SCOPES = ("mgmt", "status", "metrics", "health", "api2", "httppub")
 _ALPHABET = string.ascii_letters + string.digits
 
 

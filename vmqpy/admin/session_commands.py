@@ -7,7 +7,6 @@ on one node clears the message on every node.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from vmqpy.admin import cluster_wide
@@ -200,8 +199,4 @@ def _value(args: Args, *names: str) -> str | None:
 @command("retain", "delete-expired")
 def retain_delete_expired(node: Node, args: Args) -> Result:
     """Delete all expired retained messages (MQTT 5 message expiry); shows how many."""
-    now = time.time()
-    expired = [m for m in node.retain.all() if m.expired(now)]
-    for m in expired:
-        node.retain.put(Msg(m.topic, b"", mountpoint=m.mountpoint))
-    return True, Table([{"expired": len(expired)}], ["expired"])
+    return True, Table([{"expired": node.retain.delete_expired()}], ["expired"])
