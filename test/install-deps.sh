@@ -3,7 +3,7 @@
 set -euo pipefail
 # mosquitto(-clients): bridge peer and reference clients; rpm, debootstrap,
 # binutils: building and checking the packages in test/packaging.
-# iproute2 (ip, tc): the network namespaces of test/cluster; nftables: their packet loss
+# iproute2 (ip, tc, ss): the network namespaces of test/cluster, socket options (ss -tm); nftables: their packet loss
 # where the kernel has no sch_netem.
 packages=(mosquitto mosquitto-clients rpm debootstrap binutils iproute2 nftables)
 missing=()

@@ -51,6 +51,7 @@ def issue(d: Path, name: str, cn: str, ext: str, days: int = 2) -> None:
 
 
 def make_pki(d: Path) -> Pki:
+    d.mkdir(parents=True, exist_ok=True)
     _openssl("req", "-x509", *_KEY, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
              "-subj", "/CN=vmqpy test CA", cwd=d)
     (d / "ca.cnf").write_text(_CA_CONF)

@@ -49,6 +49,7 @@ class Listener:
 class PluginSpec:
     enabled: bool
     path: str | None
+    priority: int | None = None  # plugins.NAME.priority: lower starts (and hooks) first
 
 
 def load(path: str) -> Config:
@@ -246,7 +247,8 @@ class Config:
         """Every plugin named in the schema or in a plugins.NAME[.path] line."""
         names = {name.split(".")[1] for name in [*self._raw, *(k.name for k in KEYS)]
                  if name.startswith("plugins.") and "$" not in name}
-        return {name: PluginSpec(bool(self.get(f"plugins.{name}", False)), self.get(f"plugins.{name}.path"))
+        return {name: PluginSpec(bool(self.get(f"plugins.{name}", False)), self.get(f"plugins.{name}.path"),
+                                 self.get(f"plugins.{name}.priority"))
                 for name in sorted(names)}
 
     def plugin_settings(self, plugin: str) -> dict[str, Any]:

@@ -517,7 +517,7 @@ def api_key_create(node: Node, args: Args) -> Result:
     """Create a random API key for the HTTP interface and print it.
 
   api-key create [scope=mgmt|status|metrics|health] [expires=<YYYY-MM-DDTHH:MM:SS>]"""
-    return _add_key(node, new_key(), args)
+    return _add_key(node, new_key(node.config["min_apikey_length"]), args)
 
 
 @command("api-key", "add")
