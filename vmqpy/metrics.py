@@ -154,7 +154,7 @@ class HasSamples(Protocol):
 
 # Taken as the largest over the workers instead of summed: time since start, and what every worker
 # holds whole (each worker keeps the entire retained trie).
-MAX_OF = frozenset({"system_wallclock", "uptime", "retain_messages", "retained"})
+MAX_OF = frozenset({"system_wallclock", "uptime", "retain_messages", "retained", "netsplits"})
 
 
 def combine(name: str, values: list[Any]) -> Any:

@@ -190,7 +190,11 @@ def node_status(node: Node) -> dict[str, Any]:
             "connections": len(node.sessions), "subscriptions": node.router.count,
             "retained": node.retain.count, "queues": len(node.registry.queues),
             "msg_in": snap.get("mqtt_publish_received", 0), "msg_out": snap.get("queue_message_out", 0),
-            "msg_dropped": snap.get("queue_message_drop", 0)}
+            "msg_dropped": snap.get("queue_message_drop", 0),
+            # what the status page also shows: messages waiting in queues (memory and store), netsplits
+            "queued": sum(q.size() for q in node.registry.queues.values()),
+            "offline_messages": node.msg_store.stats()["index_entries"],
+            "netsplits": snap.get("netsplit_detected", 0)}
 
 
 @command("node", "status")

@@ -5,7 +5,7 @@ the modules its `http_modules` option names, else those of `http_modules`):
 
     /health        vmq_health_http    200 {"status":"OK"}, or 503 {"status":"DOWN","reasons":[...]}
     /metrics       vmq_metrics_http   Prometheus text format, VerneMQ's metric names, node label
-    /status        vmq_status_http    HTML page polling /status.json
+    /status        vmq_status_http    the cluster's status page, polling /status.json (admin/cluster_status.py)
     /api/v1/...    vmq_http_mgmt_api  vmq-admin commands as JSON
     /restmqtt/api/v1/publish  vmq_http_pub  publish over HTTP (admin/http_pub.py)
 
@@ -31,6 +31,7 @@ from gevent.pywsgi import WSGIServer
 
 from vmqpy.admin import http_pub
 from vmqpy.admin.apikeys import api_keys
+from vmqpy.admin.cluster_status import cluster_status
 from vmqpy.admin.commands import Result, Table
 from vmqpy.broker.listeners import Listener, ListenerError
 from vmqpy.metrics import HasSamples, prometheus_text
@@ -147,7 +148,7 @@ class App:
         return 200, [("Content-Type", "text/html; charset=utf-8")], STATUS_PAGE.read_bytes()
 
     def status_json(self, environ: dict) -> Response:
-        return _json(200, [self.view.status()])
+        return _json(200, cluster_status(self.node, self.view))
 
     def http_publish(self, environ: dict) -> Response:
         if environ.get("REQUEST_METHOD") not in ("POST", "PUT"):
