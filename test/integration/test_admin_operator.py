@@ -8,6 +8,7 @@ import threading
 import pytest
 from broker import free_port, wait_until
 from clients import V5, Paho, Raw
+from crlkit import reissue
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pki import make_pki
@@ -225,9 +226,7 @@ def test_tls_show_check_and_clear_pem_cache(make_broker, pki, cid):
     c.c.tls_set(ca_certs=pki.ca)
     c.connect()
     # replace the certificate: new connections get the new one after clear-pem-cache
-    from pki import issue
-
-    issue(pki.dir, "server", "renewed", "subjectAltName=IP:127.0.0.1\n")
+    reissue(pki, "server", "renewed", "subjectAltName=IP:127.0.0.1\n")
     assert node.admin("tls", "clear-pem-cache") == (True, "Done")
     assert node.rows("tls", "show")[0]["CN"] == "renewed"
     import ssl

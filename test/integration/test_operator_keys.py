@@ -13,6 +13,7 @@ import subprocess
 import pytest
 from broker import free_port, wait_until
 from clients import V5, Paho, Raw
+from crlkit import crl, revoke
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pki import make_pki
@@ -133,15 +134,15 @@ def _accepted(pki, port: int) -> bool:
 
 
 def test_crl_refresh_interval_reloads_the_crlfile(make_broker, tmp_path):
+    (tmp_path / "pki-crl").mkdir()
     pki = make_pki(tmp_path / "pki-crl")  # this test revokes: its own CA
     port = free_port()
-    crl = pki.crl()
     make_broker({"listener.ssl.default": f"127.0.0.1:{port}", "listener.ssl.default.certfile": pki.server_cert,
                  "listener.ssl.default.keyfile": pki.server_key, "listener.ssl.default.cafile": pki.ca,
-                 "listener.ssl.default.require_certificate": "on", "listener.ssl.default.crlfile": crl,
+                 "listener.ssl.default.require_certificate": "on", "listener.ssl.default.crlfile": crl(pki),
                  "crl_refresh_interval": "200"})
     assert _accepted(pki, port)
-    pki.revoke(pki.client_cert)
+    revoke(pki, pki.client_cert)
     wait_until(lambda: not _accepted(pki, port), what="the revoked certificate refused")
 
 
@@ -187,6 +188,7 @@ def test_plugin_priority_orders_starts_and_hook_chains(make_broker, cid):
 def test_webhooks_over_https_with_a_client_certificate_and_crls(make_broker, tmp_path, cid):
     from webhooks.endpoint import serve
 
+    (tmp_path / "pki-hooks").mkdir()
     pki = make_pki(tmp_path / "pki-hooks")
     with serve(tmp_path, tls=(pki.server_cert, pki.server_key, pki.ca)) as url:
         base = {"plugins.vmq_webhooks": "on", "allow_anonymous": "off", "vmq_webhooks.reg.hook": "auth_on_register",
@@ -200,7 +202,7 @@ def test_webhooks_over_https_with_a_client_certificate_and_crls(make_broker, tmp
         bundle = tmp_path / "ca-and-crl.pem"
         shutil.copy(pki.ca, bundle)
         with open(bundle, "a") as f:
-            f.write(open(pki.revoke(pki.server_cert)).read())
+            f.write(open(revoke(pki, pki.server_cert)).read())
         crls = {**base, "vmq_webhooks.cafile": str(bundle), "vmq_webhooks.certfile": pki.client_cert,
                 "vmq_webhooks.keyfile": pki.client_key}
         assert Raw(make_broker(crls).port).connect(cid).reason_code == 5
