@@ -20,7 +20,7 @@ NEW_COMMANDS = [
     ("retain", "delete"), ("retain", "delete-expired"), ("session", "disconnect", "clients"),
     ("session", "disconnect", "batch"), ("session", "unsubscribe"), ("trace", "stop_all"), ("tls", "show"),
     ("tls", "check"), ("tls", "clear-pem-cache"), ("node", "start"), ("node", "stop"), ("node", "history"),
-    ("node", "upgrade"),
+    ("node", "upgrade"), ("node", "swc_sync_status"), ("node", "flag_as_init_synced"),
 ]
 
 
@@ -262,6 +262,9 @@ def test_node_stop_start_history_upgrade(make_broker, cid):
     assert again.connect()[1].session_present
     ok, out = node.admin("node", "upgrade")
     assert not ok and out.startswith("dry_run upgrade: not supported")
+    assert node.rows("node", "swc_sync_status") == [{"SWC Partition": "metadata", "InitSynced": "true"}]
+    ok, out = node.admin("node", "flag_as_init_synced")
+    assert not ok and out.startswith("not needed")
     again.disconnect()
 
 

@@ -77,6 +77,24 @@ def node_upgrade(node: Node, args: Args) -> Result:
                    "package and restart the node (vernemq restart), one cluster node after the other")
 
 
+@command("node", "swc_sync_status")
+def node_sync_status(node: Node, args: Args) -> Result:
+    """Shows whether this node has the cluster's metadata: InitSynced true once it synced with every
+    other member (VerneMQ: per SWC partition; vmqpy's metadata is one replica, so one row)."""
+    waiting = node.cluster.members.syncing() if node.cluster is not None else []
+    return True, Table([{"SWC Partition": "metadata", "InitSynced": not waiting}], ["SWC Partition", "InitSynced"])
+
+
+@command("node", "flag_as_init_synced")
+def node_flag_as_init_synced(node: Node, args: Args) -> Result:
+    """VerneMQ's SWC only: mark a node as initially synced. Not needed in vmqpy.
+
+  A joining vmqpy node syncs the metadata with the others by itself and answers
+  `vernemq ping` once it has; there is no flag to set."""
+    return False, ("not needed: vmqpy's metadata has no SWC initial sync to skip; a node syncs with the "
+                   "cluster by itself (vmq-admin node swc_sync_status shows when it has)")
+
+
 @command("metrics", "reset")
 def metrics_reset(node: Node, args: Args) -> Result:
     """Reset all counter metrics of this node to 0 (gauges show what is, they are not reset)."""
