@@ -292,3 +292,12 @@ def test_with_two_workers_batch_counts_per_node_and_retain_delete_reaches_every_
         sub.expect_none()
         sub.disconnect()
     pub.disconnect()
+
+
+def test_with_two_workers_node_commands_answer_for_the_node(make_broker):
+    node = make_broker({"nr_of_workers": "2"})
+    assert node.rows("node", "swc_sync_status") == [{"SWC Partition": "metadata", "InitSynced": "true"}]
+    assert node.admin("node", "history") == (True, "empty_state")
+    assert node.admin("metrics", "reset") == (True, "Done")
+    assert node.admin("log", "level", "logger=consolefile", "level=debug") == (True, "Done")
+    assert {r["logger"]: r["level"] for r in node.rows("log", "show", "config")}["consolefile"] == "debug"

@@ -35,6 +35,7 @@ COMBINED: dict[tuple[str, ...], tuple[str, ...] | None] = {
     ("store", "show"): None,
     ("listener", "show"): ("status", "active_conns"),
     ("webhooks", "cache", "show"): ("value",),
+    ("node", "swc_sync_status"): ("InitSynced",),
 }
 LIMITED = [("session", "show")]  # rows concatenated, then --limit applied to the node's rows
 DEFAULT_LIMIT = 100
