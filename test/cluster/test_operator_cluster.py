@@ -105,3 +105,18 @@ def test_status_page_shows_every_node_and_one_that_goes_away(cluster_nodes, cid,
     assert f"{c.nodename} is not reachable." in html and "<b>2/3</b>" in html
     for client in clients[:4]:
         client.disconnect()
+
+
+@pytest.mark.parametrize("mode", ["loopback"], indirect=True)
+def test_config_show_scopes_and_reset_across_the_cluster(cluster_nodes):
+    a, b = cluster_nodes(2)
+    assert a.admin("set", "max_inflight_messages=7", "--all")[0]
+    show = ("config", "show", "app=vmq_server", "--key=max_inflight_messages")
+    wait_until(lambda: b.admin(*show) == (True, "Scope: global\nValue: 7"), what="the value set --all on b")
+    assert b.admin("set", "max_inflight_messages=9")[0]  # b's own value over the cluster's
+    assert b.admin(*show) == (True, "Scope: node\nValue: 9")
+    assert b.admin("config", "reset", "app=vmq_server", "--key=max_inflight_messages", "--local") == (True, "Done")
+    assert b.admin(*show) == (True, "Scope: global\nValue: 7")  # the cluster's value applies again
+    assert a.admin("config", "reset", "app=vmq_server", "--key=max_inflight_messages", "--global") == (True, "Done")
+    wait_until(lambda: not any(r["Global"] for r in b.rows("config", "show", "app=vmq_server")
+                               if r["Config"] == "max_inflight_messages"), what="the cluster's value gone on b")
