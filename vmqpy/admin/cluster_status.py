@@ -5,8 +5,8 @@ num_subscriptions, num_retained, version, mystatus, listeners, ...}}]`, one entr
 this node's from its view (summed over its workers), the others' asked over the cluster
 links (`node status` on each of their workers, combined as vmq-admin does). vmqpy adds
 `running`, `uptime`, `queued` (messages waiting in queues), `offline_messages` (of them,
-those in the store) and `netsplits` (detected so far). A member that does not answer is
-listed with `running: false` and no figures.
+those in the store) and `netsplits` (detected so far). A member that does not answer within
+ASK_TIMEOUT is listed with `running: false` and no figures.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from vmqpy.cluster.commands import combine_rows
 if TYPE_CHECKING:
     from vmqpy.admin.http import OpsView
     from vmqpy.broker.node import Node
+
+
+ASK_TIMEOUT = 2.0  # a node that does not answer within a refresh of the page counts as not reachable
 
 
 def cluster_status(node: Node, view: OpsView) -> list[dict[str, Any]]:
@@ -41,7 +44,7 @@ def cluster_status(node: Node, view: OpsView) -> list[dict[str, Any]]:
 def _other_nodes(node: Node) -> dict[str, dict[str, Any]]:
     """Each other node's `node status` row, combined over its workers."""
     endpoints = cluster_wide.remote_endpoints(node)
-    jobs = {name: [gevent.spawn(cluster_wide.ask, node, pid, ["node", "status"]) for pid in pids]
+    jobs = {name: [gevent.spawn(cluster_wide.ask, node, pid, ["node", "status"], ASK_TIMEOUT) for pid in pids]
             for name, pids in endpoints.items()}
     gevent.joinall([job for js in jobs.values() for job in js])
     rows = {}

@@ -53,10 +53,10 @@ def remote_endpoints(node: Node) -> dict[str, list[str]]:
     return out
 
 
-def ask(node: Node, pid: str, argv: list[str]) -> Any:
+def ask(node: Node, pid: str, argv: list[str], timeout: float = TIMEOUT) -> Any:
     """Run `argv` on endpoint `pid`: (ok, 'text', output) or (ok, 'table', rows, columns)."""
     try:
-        return node.cluster.registrations._ask(pid, "admin", ([*argv, f"--{LOCAL_ONLY}"],), TIMEOUT)
+        return node.cluster.registrations._ask(pid, "admin", ([*argv, f"--{LOCAL_ONLY}"],), timeout)
     except TimeoutError as e:
         log.warning("%s: %s", " ".join(argv), e)
         return False, "text", f"{pid}: {e}"
