@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 from typing import TYPE_CHECKING
 
+import gevent
 from gevent.server import StreamServer
 
 from vmqpy.broker import proxy_protocol, tls, websocket
@@ -87,9 +89,33 @@ class Listener:
                 "max_conns": self.opts.get("max_connections", 0), "active_conns": self.connections}
 
 
+def socket_options(options: list) -> list[tuple[int, int, int | bytes]]:
+    """setsockopt arguments for tcp_listen_options (VerneMQ's gen_tcp options, an Erlang list):
+    nodelay, linger, keepalive, recbuf, sndbuf, tos. send_timeout(_close), buffer and the rest
+    are Erlang's socket layer and have no counterpart here."""
+    out: list[tuple[int, int, int | bytes]] = []
+    for item in options:
+        if not (isinstance(item, tuple) and len(item) == 2):
+            continue
+        name, value = item
+        if name == "linger" and isinstance(value, tuple) and len(value) == 2:
+            out.append((socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", int(bool(value[0])), int(value[1]))))
+        elif name in _SOCKOPTS:
+            level, option = _SOCKOPTS[name]
+            out.append((level, option, int(value)))
+    return out
+
+
+_SOCKOPTS = {"nodelay": (socket.IPPROTO_TCP, socket.TCP_NODELAY), "keepalive": (socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+             "recbuf": (socket.SOL_SOCKET, socket.SO_RCVBUF), "sndbuf": (socket.SOL_SOCKET, socket.SO_SNDBUF),
+             "tos": (socket.IPPROTO_IP, socket.IP_TOS)}
+
+
 class Listeners:
     def __init__(self, node: Node) -> None:
         self.node = node
+        self.sockopts = socket_options(node.config["tcp_listen_options"])
+        self._crl_refresher: gevent.Greenlet | None = None
         self.all: dict[str, Listener] = {
             f"{spec.kind}.{spec.name}": Listener(spec)
             for spec in node.config.listeners if spec.kind in MQTT_KINDS}
@@ -97,6 +123,21 @@ class Listeners:
     def start_all(self) -> None:
         for listener in self.all.values():
             self.start(listener)
+        interval = self.node.config["crl_refresh_interval"]
+        if interval and self._crl_refresher is None and any(lst.opts.get("crlfile") for lst in self.all.values()):
+            self._crl_refresher = gevent.spawn(self._refresh_crls, interval / 1000)
+
+    def _refresh_crls(self, interval: float) -> None:
+        """Every crl_refresh_interval: TLS listeners with a crlfile read it again (VerneMQ's vmq_crl_srv
+        purges its CRL cache), so a certificate revoked since is refused from the next handshake on."""
+        while True:
+            gevent.sleep(interval)
+            for listener in self.all.values():
+                if listener.running and listener.tls is not None and listener.opts.get("crlfile"):
+                    try:
+                        listener.tls = tls.server_context(listener.opts)
+                    except (OSError, ValueError) as e:  # keep the context it has
+                        log.error("listener %s.%s: CRL refresh: %s", listener.kind, listener.name, e)
 
     def start(self, listener: Listener) -> None:
         if listener.running:
@@ -129,6 +170,9 @@ class Listeners:
     def stop_all(self) -> None:
         for listener in self.all.values():
             self.stop(listener)
+        if self._crl_refresher is not None:
+            self._crl_refresher.kill(block=False)
+            self._crl_refresher = None
 
     def _accept(self, listener: Listener, sock: socket.socket, addr) -> None:
         if listener.opts.get("proxy_protocol") and not isinstance(sock, PrereadSocket):  # not handed over
@@ -147,7 +191,8 @@ class Listeners:
             return
         listener.connections += 1
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for level, option, value in self.sockopts:
+                sock.setsockopt(level, option, value)
         except OSError:
             pass
         if listener.kind != "tcp":
@@ -168,14 +213,13 @@ class Listeners:
             sock.close()
             return None
 
-    @staticmethod
-    def _open(listener: Listener, sock: socket.socket, addr):
+    def _open(self, listener: Listener, sock: socket.socket, addr):
         """TLS handshake (ssl, wss) and WebSocket upgrade (ws, wss); None when either fails."""
         try:
             if listener.tls is not None:
                 sock = tls.handshake(listener.tls, sock, CONNECT_TIMEOUT)
             if listener.kind in ("ws", "wss"):
-                sock = websocket.accept(sock, CONNECT_TIMEOUT)
+                sock = websocket.accept(sock, CONNECT_TIMEOUT, self.node.config["max_ws_frame_size"])
             return sock
         except (OSError, websocket.HandshakeRefused) as e:  # ssl.SSLError, timeouts are OSErrors
             log.info("listener %s.%s: %s:%s refused: %s", listener.kind, listener.name, *addr[:2], e)

@@ -49,6 +49,7 @@ class Node:
         self.ops = None      # HTTP listeners, $SYS, Graphite: vmqpy.admin.services.Operations (vmqpy.assembly)
         self.cluster = None  # vmqpy.cluster.runtime.WorkerRuntime when nr_of_workers > 1
         self.stopped = gevent.event.Event()
+        self._retain_expiry: gevent.Greenlet | None = None
         self.metrics.gauge("router_subscriptions", lambda: self.router.count)
         self.metrics.gauge("retain_messages", lambda: self.retain.count)
         self.metrics.gauge("active_mqtt_connections", lambda: len(self.sessions))
@@ -66,9 +67,20 @@ class Node:
         self.dispatcher.start()
         self.listeners.start_all()
         self.overload.start()
+        if self.config["expire_retain_cache"]:
+            self._retain_expiry = gevent.spawn(self._expire_retained, self.config["expire_retain_cache"])
         if self.ops is not None:
             self.ops.start()
         log.info("node %s started", self.name)
+
+    def _expire_retained(self, every: int) -> None:
+        """expire_retain_cache: clear expired retained messages nobody asks for (a subscription that
+        matches one clears it anyway)."""
+        while True:
+            gevent.sleep(every)
+            n = self.retain.delete_expired()
+            if n:
+                log.info("%d expired retained messages deleted", n)
 
     def stop(self) -> None:
         """Graceful stop: no new clients, wills where due, queues flushed to disk."""
@@ -77,6 +89,8 @@ class Node:
             self.ops.stop()
         self.listeners.stop_all()
         self.overload.stop()
+        if self._retain_expiry is not None:
+            self._retain_expiry.kill(block=False)
         self.dispatcher.stop()
         for session in list(self.sessions):
             session.kick(0x8B)  # server shutting down

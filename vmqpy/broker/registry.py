@@ -278,14 +278,17 @@ class Registry:
             self.node.cluster.subscribed(sid[0], filt, not existed)
         return not existed
 
-    def unsubscribe(self, sid: tuple[str, str], filt: str) -> bool:
+    def unsubscribe(self, sid: tuple[str, str], filt: str, notify: bool = True) -> bool:
+        """Remove one subscription; `notify`: run on_topic_unsubscribed (vmq-admin session unsubscribe
+        does only with --plugin)."""
         table = self.subscriptions.get(sid)
         if not table or filt not in table:
             return False
         del table[filt]
         self._unroute(sid, filt)
         self._persist_subs(sid)
-        self.node.hooks_event("on_topic_unsubscribed", sid, [filt])
+        if notify:
+            self.node.hooks_event("on_topic_unsubscribed", sid, [filt])
         return True
 
     def _unroute(self, sid: tuple[str, str], filt: str) -> None:

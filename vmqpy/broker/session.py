@@ -456,7 +456,9 @@ class Session:
         if self.connected:
             self.node.metrics.counters["client_keepalive_expired"] += 1
             self._send_disconnect(R.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
-            log.info("client %r from %s:%s disconnected: keep alive timeout", self.client_id, *self.peer)
+            level = logging.WARNING if self.node.config["logging.keepalive_as_warning"] else logging.INFO
+            log.log(level, "client %r with username %r from %s:%s stopped due to keepalive expired",
+                    self.client_id, self.username, *self.peer)
         self.close()
 
     # -- writing ------------------------------------------------------------
@@ -719,6 +721,8 @@ class Session:
         allowed = node.authorize_publish(self, msg)
         if allowed:
             node.publish(msg)
+        elif self.proto_level != 5 and node.config["disconnect_on_unauthorized_publish_v3"]:
+            raise Disconnect(R.NOT_AUTHORIZED, f"not authorized to publish to {topic!r}")
         if not qos:
             return
         if allowed or self.proto_level != 5:

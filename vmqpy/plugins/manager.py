@@ -97,9 +97,13 @@ class PluginManager:
             self._stop(self._running.pop(name))
 
     def _enabled_in_config(self) -> Iterator[tuple[str, str | None]]:
+        """Enabled plugins in start order: those with a plugins.NAME.priority first, lowest first (as
+        VerneMQ sorts them), then the others."""
         specs: dict[str, Any] = dict.fromkeys(DEFAULT_ENABLED)
         specs.update(self._config.plugins)
-        for name, spec in specs.items():
+        ranked = sorted(specs.items(), key=lambda item: (getattr(item[1], "priority", None) is None,
+                                                         getattr(item[1], "priority", None) or 0))
+        for name, spec in ranked:
             if spec is None:
                 yield name, None
             elif spec.enabled:
