@@ -1,0 +1,51 @@
+"""The bridges of a node, their metrics, and what `vmq-admin bridge show` lists."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from vmqpy import metrics
+from vmqpy.plugins.vmq_bridge.bridge import Bridge, counter_names
+from vmqpy.plugins.vmq_bridge.settings import BridgeSettings
+
+log = logging.getLogger(__name__)
+
+DROPPED = "vmq_bridge_dropped_msgs"
+SHOW_COLUMNS = ["name", "endpoint", "buffer size", "buffer max", "buffer dropped msgs",
+                "MQTT process mailbox len", "status", "reconnects", "messages in", "messages out"]
+
+
+class BridgePlugin:
+    """Runs the bridges in one process of the node: with worker processes, in worker 0 only (one
+    connection per bridge to the remote broker; the other workers forward what it subscribed to)."""
+
+    def __init__(self, node: Any, settings: list[BridgeSettings]) -> None:
+        self.node = node
+        runs_here = node.cluster is None or node.cluster.runs_operations
+        self.bridges = [Bridge(node, s) for s in settings] if runs_here else []
+
+    def start(self) -> None:
+        m = self.node.metrics
+        if self.bridges:
+            metrics.describe(DROPPED, "The number of dropped messages (queue full)")
+            m.counters.setdefault(DROPPED, 0)
+        for bridge in self.bridges:
+            for name, text in counter_names(bridge.name).items():
+                metrics.describe(name, text)
+                m.counters.setdefault(name, 0)
+            m.gauge(f"{bridge.name}_vmq_bridge_buffered", lambda b=bridge: len(b.buffer))
+            m.gauge(f"{bridge.name}_vmq_bridge_connected", lambda b=bridge: int(b.connected))
+            m.gauge(f"{bridge.name}_vmq_bridge_reconnects", lambda b=bridge: b.reconnects)
+            bridge.start()
+            log.info("bridge %s to %s:%s started (%d buffered)", bridge.name, bridge.settings.host,
+                     bridge.settings.port, len(bridge.buffer))
+
+    def stop(self) -> None:
+        for bridge in self.bridges:
+            bridge.stop()
+            for suffix in ("buffered", "connected", "reconnects"):
+                self.node.metrics.gauges.pop(f"{bridge.name}_vmq_bridge_{suffix}", None)
+
+    def show(self) -> list[dict[str, Any]]:
+        return [bridge.info() for bridge in self.bridges]
