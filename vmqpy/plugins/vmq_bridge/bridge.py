@@ -69,6 +69,7 @@ class Bridge:
         self.ins = [(join(t.remote_prefix, t.pattern), t) for t in settings.in_topics()]
         self.conn: Connection | None = None
         self.connected = False
+        self.subscribed = False  # the remote broker answered our SUBSCRIBE (or there is nothing to subscribe)
         self.inflight: dict[int, Entry] = {}  # packet id -> entry sent, awaiting PUBACK / PUBREC, PUBCOMP
         self.released: set[int] = set()       # QoS 2 ids between PUBREC and PUBCOMP
         self.awaiting_rel: set[int] = set()   # inbound QoS 2 ids between PUBLISH and PUBREL
@@ -144,7 +145,7 @@ class Bridge:
     def _serve(self, conn: Connection, connack: P.Connack) -> None:
         """Until the connection fails: resend what the remote has not acknowledged, subscribe, then
         read and send."""
-        self.conn, self.connected = conn, True
+        self.conn, self.connected, self.subscribed = conn, True, not self.ins
         self.reconnects += self._ever_connected
         self._ever_connected = True
         self._last_recv = time.monotonic()
@@ -164,7 +165,7 @@ class Bridge:
         except (OSError, ssl.SSLError) as e:
             self.last_error = _why(e)
         finally:
-            self.connected = False
+            self.connected = self.subscribed = False
             gevent.killall(workers)
             conn.close()
             self.conn = None
@@ -307,6 +308,7 @@ class Bridge:
             self._wake.set()
 
     def _on_suback(self, p: P.Suback, acks: list[bytes]) -> None:
+        self.subscribed = True
         refused = [f for (f, _), code in zip(self.ins, p.reason_codes, strict=False) if code >= 0x80]
         if refused:
             log.warning("bridge %s: the remote broker refused the subscription(s) %s", self.name, refused)
@@ -343,7 +345,7 @@ class Bridge:
         return {"name": self.name, "endpoint": f"{s.host}:{s.port}", "buffer size": len(self.buffer),
                 "buffer max": self.limit, "buffer dropped msgs": self.dropped,
                 "MQTT process mailbox len": len(self.inflight),
-                "status": "connected" if self.connected else "connecting",
+                "status": ("connected" if self.subscribed else "subscribing") if self.connected else "connecting",
                 "reconnects": self.reconnects,
                 "messages in": sum(self._counters[k] for k in self._in),
                 "messages out": sum(self._counters[k] for k in self._out)}
