@@ -126,7 +126,7 @@ class Bridge:
         failures = 0
         while True:
             try:
-                conn, connack = open_connection(self.settings, self.tls)
+                conn, connack = open_connection(self.settings, self.tls, self.node.config["max_message_size"])
             except _DIAL_ERRORS as e:
                 failures += 1
                 self._failed(f"cannot connect: {e}", failures)

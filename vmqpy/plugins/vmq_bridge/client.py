@@ -30,10 +30,10 @@ class ConnectRefused(Exception):
 
 
 class Connection:
-    def __init__(self, sock: Any, version: int) -> None:
+    def __init__(self, sock: Any, version: int, max_packet_size: int) -> None:
         self.sock = sock
         self.version = version
-        self._decoder = codec.Decoder(version, server=False)
+        self._decoder = codec.Decoder(version, max_packet_size, server=False)
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -79,8 +79,10 @@ def tls_context(opts: dict[str, Any]) -> ssl.SSLContext:
     return ctx
 
 
-def open_connection(bridge: BridgeSettings, tls: ssl.SSLContext | None) -> tuple[Connection, P.Connack]:
-    """Dial the remote broker and log in; raises OSError, ssl.SSLError, ConnectRefused, codec.MQTTError."""
+def open_connection(bridge: BridgeSettings, tls: ssl.SSLContext | None,
+                    max_packet_size: int) -> tuple[Connection, P.Connack]:
+    """Dial the remote broker and log in; raises OSError, ssl.SSLError, ConnectRefused, codec.MQTTError.
+    `max_packet_size` (0: none) caps what the remote may send, as the node's max_message_size caps clients."""
     family = _socket.AF_INET6 if bridge.opts["inet_version"] == "inet6" else _socket.AF_INET
     addr = socket.getaddrinfo(bridge.host, bridge.port, family, _socket.SOCK_STREAM)[0][4]
     sock = socket.socket(family, _socket.SOCK_STREAM)
@@ -90,7 +92,7 @@ def open_connection(bridge: BridgeSettings, tls: ssl.SSLContext | None) -> tuple
         sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         if tls is not None:
             sock = tls.wrap_socket(sock, server_hostname=bridge.opts["sni"] or bridge.host)
-        conn = Connection(sock, bridge.version)
+        conn = Connection(sock, bridge.version, max_packet_size)
         conn.send_packet(_connect(bridge))
         connack = _await_connack(conn)
     except BaseException:
