@@ -35,6 +35,7 @@ from vmqpy.plugins.vmq_bridge.settings import BridgeSettings, join, swap
 
 log = logging.getLogger(__name__)
 
+TOPIC_CACHE = 10_000  # local topics whose remote topic is remembered
 MAX_BACKOFF = 4  # the wait before a reconnect doubles per failed attempt, up to this many restart_timeouts
 _DIAL_ERRORS = (OSError, ssl.SSLError, ConnectRefused, codec.MQTTError, EOFError)
 # v5 properties that belong to one hop, not to the message
@@ -84,6 +85,7 @@ class Bridge:
         self._out = [f"{self.name}_vmq_bridge_publish_out_{q}" for q in range(3)]
         self._in = [f"{self.name}_vmq_bridge_publish_in_{q}" for q in range(3)]
         self._runner: gevent.Greenlet | None = None
+        self._remote_topics: dict[str, str] = {}  # local topic -> remote topic
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -104,9 +106,11 @@ class Bridge:
 
     # -- the local side: the router hands us what our out-subscriptions match ----------------------------
     def enqueue(self, msg: Msg, qos: int, retain: bool, sub_ids: tuple = (), group: str | None = None) -> None:
-        spec = next((s for f, s in self.outs if matches(f, msg.topic)), None)
-        if spec is None:
-            return
+        remote_topic = self._remote_topics.get(msg.topic)
+        if remote_topic is None:
+            remote_topic = self._remote_topic(msg.topic)
+            if remote_topic is None:
+                return
         # 0: nothing is buffered while the remote is unreachable, and no bound while it is reachable
         if len(self.buffer) >= self.limit and (self.limit or not self.connected):
             self.dropped += 1
@@ -117,9 +121,18 @@ class Bridge:
             props = {k: v for k, v in props.items() if k not in _HOP_PROPERTIES} or None
         else:
             props = None
-        out = Msg(swap(spec.local_prefix, spec.remote_prefix, msg.topic), msg.payload, qos, retain, props)
-        self.buffer.put(out, qos, retain)
+        self.buffer.put(Msg(remote_topic, msg.payload, qos, retain, props), qos, retain)
         self._wake.set()
+
+    def _remote_topic(self, topic: str) -> str | None:
+        """`topic` as the remote broker gets it (the first out-pattern it matches decides), cached."""
+        spec = next((s for f, s in self.outs if matches(f, topic)), None)
+        if spec is None:
+            return None
+        if len(self._remote_topics) >= TOPIC_CACHE:
+            self._remote_topics.clear()
+        remote = self._remote_topics[topic] = swap(spec.local_prefix, spec.remote_prefix, topic)
+        return remote
 
     # -- the remote side ----------------------------------------------------
     def _run(self) -> None:
@@ -199,6 +212,8 @@ class Bridge:
 
     def _frame(self, entry: Entry, pid: int, dup: bool = False) -> bytes:
         msg = entry.msg
+        if entry.qos and self.settings.version < 5:
+            return codec.publish_v3(msg.topic.encode(), msg.payload, entry.qos, entry.retain, dup, pid)
         frame, at = codec.publish_frame(msg.topic.encode(), msg.payload, entry.qos, entry.retain, msg.properties,
                                         self.settings.version)
         if at >= 0:
