@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +101,8 @@ def _check(prefix: str, bridge: BridgeSettings) -> None:
     if bridge.transport == "ssl" and bool(bridge.opts["psk"]) != bool(bridge.opts["identity"]):
         raise BridgeConfigError(f"{prefix}.psk" if bridge.opts["psk"] else f"{prefix}.identity",
                                 "psk and identity go together")
+    if bridge.transport == "ssl" and bridge.opts["psk"] and not hasattr(ssl.SSLContext, "set_psk_client_callback"):
+        raise BridgeConfigError(f"{prefix}.psk", "TLS-PSK needs Python 3.13 or later (ssl's PSK callbacks)")
 
 
 def join(prefix: str, topic: str) -> str:
