@@ -11,6 +11,7 @@ import socket as _socket
 from typing import Any
 
 from gevent import socket, ssl
+from gevent.lock import Semaphore
 
 from vmqpy.mqtt import codec
 from vmqpy.mqtt import packets as P
@@ -34,12 +35,14 @@ class Connection:
         self.sock = sock
         self.version = version
         self._decoder = codec.Decoder(version, max_packet_size, server=False)
+        self._writing = Semaphore()  # the sender, the reader's acks and the pinger write: one frame run at a time
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        with self._writing:
+            self.sock.sendall(data)
 
     def send_packet(self, packet: P.Packet) -> None:
-        self.sock.sendall(codec.encode(packet, self.version))
+        self.send(codec.encode(packet, self.version))
 
     def recv(self) -> list[P.Packet]:
         """The packets the next read completes (maybe none); EOFError when the remote closed.

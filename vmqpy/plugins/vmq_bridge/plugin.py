@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from vmqpy import metrics
@@ -34,9 +35,10 @@ class BridgePlugin:
             for name, text in counter_names(bridge.name).items():
                 metrics.describe(name, text)
                 m.counters.setdefault(name, 0)
-            m.gauge(f"{bridge.name}_vmq_bridge_buffered", lambda b=bridge: len(b.buffer))
-            m.gauge(f"{bridge.name}_vmq_bridge_connected", lambda b=bridge: int(b.connected))
-            m.gauge(f"{bridge.name}_vmq_bridge_reconnects", lambda b=bridge: b.reconnects)
+            for suffix, (read, text) in _gauges(bridge).items():
+                name = f"{bridge.name}_vmq_bridge_{suffix}"
+                metrics.describe(name, text, gauge=True)
+                m.gauge(name, read)
             bridge.start()
             log.info("bridge %s to %s:%s started (%d buffered)", bridge.name, bridge.settings.host,
                      bridge.settings.port, len(bridge.buffer))
@@ -44,8 +46,15 @@ class BridgePlugin:
     def stop(self) -> None:
         for bridge in self.bridges:
             bridge.stop()
-            for suffix in ("buffered", "connected", "reconnects"):
+            for suffix in _gauges(bridge):
                 self.node.metrics.gauges.pop(f"{bridge.name}_vmq_bridge_{suffix}", None)
 
     def show(self) -> list[dict[str, Any]]:
         return [bridge.info() for bridge in self.bridges]
+
+
+def _gauges(bridge: Bridge) -> dict[str, tuple[Callable[[], float], str]]:
+    """vmqpy's gauges of one bridge: suffix -> (read, description)."""
+    return {"buffered": (lambda: len(bridge.buffer), "Messages in the bridge's outgoing buffer."),
+            "connected": (lambda: int(bridge.connected), "1 while the bridge is connected to the remote broker."),
+            "reconnects": (lambda: bridge.reconnects, "Times the bridge connected again after losing the remote.")}
