@@ -4,6 +4,8 @@ versions, loop prevention, TLS, vmq-admin bridge show, metrics and bad config.""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from bridgekit import bridge_conf, bridge_row, wait_connected
@@ -129,7 +131,11 @@ def test_bad_bridge_config_stops_the_node_with_file_line_key_and_why(make_broker
     node = make_broker({"plugins.vmq_bridge": "on", "vmq_bridge.tcp.br0": "127.0.0.1:1", **lines}, start=False)
     with pytest.raises(RuntimeError) as e:
         node.start()
-    assert re.search(rf"vernemq\.conf:\d+: {re.escape(key)}: .*{re.escape(why)}", str(e.value)), str(e.value)
+    where = rf"vernemq\.conf:\d+: {re.escape(key)}: .*{re.escape(why)}"
+    assert re.search(where, str(e.value)), str(e.value)
+    check = subprocess.run([sys.executable, "-m", "vmqpy.scripts.vernemq", "--config", str(node.conf_path),
+                            "chkconfig"], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 1 and re.search(where, check.stderr), check.stderr
 
 
 def test_bridge_show_without_the_plugin(broker):

@@ -8,15 +8,20 @@ from __future__ import annotations
 from typing import Any
 
 from vmqpy.plugins.vmq_bridge.plugin import BridgePlugin
-from vmqpy.plugins.vmq_bridge.settings import BridgeConfigError, configured_bridges
+from vmqpy.plugins.vmq_bridge.settings import BridgeConfigError, BridgeSettings, configured_bridges
+
+
+def bridges(config: Any, settings: dict[str, Any]) -> list[BridgeSettings]:
+    """The configured bridges; a ConfigError (file, line, key, why) for one that cannot work
+    (also what `vernemq chkconfig` checks)."""
+    try:
+        return configured_bridges(config, settings)
+    except BridgeConfigError as e:
+        raise config.error(e.key, e.why) from None
 
 
 def start(settings: dict[str, Any], ctx: Any) -> BridgePlugin:
     """Start every configured bridge; a bridge that cannot work stops the start, naming its key."""
-    try:
-        bridges = configured_bridges(ctx.config, settings)
-    except BridgeConfigError as e:
-        raise ValueError(str(ctx.config.error(e.key, e.why))) from None
-    plugin = BridgePlugin(ctx, bridges)
+    plugin = BridgePlugin(ctx, bridges(ctx.config, settings))
     plugin.start()
     return plugin
