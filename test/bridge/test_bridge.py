@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from authkit import vmq_passwd
 from bridgekit import bridge_conf, bridge_row, wait_connected
 from broker import wait_until
 from clients import V5, V311, Paho
@@ -141,3 +142,22 @@ def test_bad_bridge_config_stops_the_node_with_file_line_key_and_why(make_broker
 def test_bridge_show_without_the_plugin(broker):
     ok, out = broker.admin("bridge", "show")
     assert not ok and "vmq_bridge plugin is not enabled" in out
+
+
+def test_username_and_password_on_the_remote_and_a_wrong_password_refused(make_broker, cid):
+    remote = make_broker({"allow_anonymous": "off"}, start=False)
+    vmq_passwd(remote.root / "vmq.passwd", "edge", "s3cret")
+    remote.start()
+    node = make_broker({**bridge_conf(remote.port, "up/# out 1", name="good", username="edge", password="s3cret",
+                                      client_id="edge-good", mqtt_version="4"),
+                        **bridge_conf(remote.port, "up/# out 1", name="bad", username="edge", password="wrong",
+                                      client_id="edge-bad", mqtt_version="4")})
+    wait_connected(node, "good")
+    r = Paho(remote.port, f"{cid}-r", username="edge", password="s3cret")
+    r.connect()
+    r.subscribe("up/#", 1)
+    _client(node.port, f"{cid}-l").publish("up/x", b"authenticated", 1)
+    assert [msg.payload for msg in r.expect(1)] == [b"authenticated"]
+    wait_until(lambda: "CONNACK 0x04 (bad user name or password)" in node.log_text(), what="the refusal logged")
+    assert bridge_row(node, "bad")["status"] == "connecting"
+    r.expect_none()
