@@ -13,14 +13,13 @@ that PUBACK leaves, and survives a restart or SIGKILL; `done` entries are remove
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from typing import NamedTuple
 
 from vmqpy.broker.message import Msg
+from vmqpy.broker.queue import RETAIN_FLAG  # flags: qos in bits 0-1, retain in bit 2, as the broker stores them
 from vmqpy.store.messages import MessageStore
 
-RETAIN = 4  # flags: qos in bits 0-1, retain in bit 2 (as the broker's own store)
 _KEY = "out"
 
 
@@ -65,16 +64,12 @@ class MemoryBuffer:
     def flush(self) -> None:
         pass
 
-    def disk_bytes(self) -> int:
-        return 0
-
     def close(self) -> None:
         pass
 
 
 class DiskBuffer:
     def __init__(self, path: str, page: int) -> None:
-        self.path = path
         self._store = MessageStore(path)
         self._page = page
         self._count = self._store.count(_KEY)
@@ -86,7 +81,7 @@ class DiskBuffer:
         return self._count
 
     def put(self, msg: Msg, qos: int, retain: bool) -> None:
-        self._store.append(_KEY, msg, qos | (RETAIN if retain else 0))
+        self._store.append(_KEY, msg, qos | (RETAIN_FLAG if retain else 0))
         self._store.flush()
         self._count += 1
 
@@ -101,7 +96,7 @@ class DiskBuffer:
                 if not rows:
                     break
                 self._cursor = rows[-1][0]
-                self._read.extend(Entry(seq, msg, flags & 3, bool(flags & RETAIN)) for seq, msg, flags in rows)
+                self._read.extend(Entry(seq, msg, flags & 3, bool(flags & RETAIN_FLAG)) for seq, msg, flags in rows)
             out.append(self._read.popleft())
         self._taken += len(out)
         return out
@@ -119,9 +114,6 @@ class DiskBuffer:
     def flush(self) -> None:
         if self._store.pending():
             self._store.flush()
-
-    def disk_bytes(self) -> int:
-        return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(self.path) for f in files)
 
     def close(self) -> None:
         self.flush()
