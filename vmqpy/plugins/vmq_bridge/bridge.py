@@ -41,14 +41,19 @@ _DIAL_ERRORS = (OSError, ssl.SSLError, ConnectRefused, codec.MQTTError, EOFError
 # v5 properties that belong to one hop, not to the message
 _HOP_PROPERTIES = ("topic_alias", "subscription_identifier")
 COUNTERS = {
-    "vmq_bridge_publish_out_{}": "The number of QoS {} messages the bridge has (re)-published",
-    "vmq_bridge_publish_in_{}": "The number of QoS {} messages the bridge has consumed",
+    "out": "The number of QoS {} messages the bridge has (re)-published",
+    "in": "The number of QoS {} messages the bridge has consumed",
 }
+
+
+def metric(name: str, what: str) -> str:
+    """The metric `NAME_vmq_bridge_WHAT` of bridge NAME (a `-` in NAME becomes `_`: Prometheus names)."""
+    return f"{name.replace('-', '_')}_vmq_bridge_{what}"
 
 
 def counter_names(name: str) -> dict[str, str]:
     """VerneMQ's per-bridge counters (`<name>_vmq_bridge_publish_out_0` ...) with their descriptions."""
-    return {f"{name}_{key.format(q)}": text.format(q) for key, text in COUNTERS.items() for q in range(3)}
+    return {metric(name, f"publish_{way}_{q}"): text.format(q) for way, text in COUNTERS.items() for q in range(3)}
 
 
 class Bridge:
@@ -82,8 +87,8 @@ class Bridge:
         self._wake = Event()
         self._last_recv = 0.0
         self._counters = node.metrics.counters
-        self._out = [f"{self.name}_vmq_bridge_publish_out_{q}" for q in range(3)]
-        self._in = [f"{self.name}_vmq_bridge_publish_in_{q}" for q in range(3)]
+        self._out = [metric(self.name, f"publish_out_{q}") for q in range(3)]
+        self._in = [metric(self.name, f"publish_in_{q}") for q in range(3)]
         self._runner: gevent.Greenlet | None = None
         self._remote_topics: dict[str, str] = {}  # local topic -> remote topic
 

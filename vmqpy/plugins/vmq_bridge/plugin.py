@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vmqpy import metrics
-from vmqpy.plugins.vmq_bridge.bridge import Bridge, counter_names
+from vmqpy.plugins.vmq_bridge.bridge import Bridge, counter_names, metric
 from vmqpy.plugins.vmq_bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class BridgePlugin:
                 metrics.describe(name, text)
                 m.counters.setdefault(name, 0)
             for suffix, (read, text) in _gauges(bridge).items():
-                name = f"{bridge.name}_vmq_bridge_{suffix}"
+                name = metric(bridge.name, suffix)
                 metrics.describe(name, text, gauge=True)
                 m.gauge(name, read)
             bridge.start()
@@ -47,7 +47,7 @@ class BridgePlugin:
         for bridge in self.bridges:
             bridge.stop()
             for suffix in _gauges(bridge):
-                self.node.metrics.gauges.pop(f"{bridge.name}_vmq_bridge_{suffix}", None)
+                self.node.metrics.gauges.pop(metric(bridge.name, suffix), None)
 
     def show(self) -> list[dict[str, Any]]:
         return [bridge.info() for bridge in self.bridges]
