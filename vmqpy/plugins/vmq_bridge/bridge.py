@@ -65,7 +65,8 @@ class Bridge:
         self.sid = (opts["mountpoint"], f"vmq_bridge\x00{settings.name}")  # no client can have this id
         self.tls = tls_context(opts) if settings.transport == "ssl" else None
         self.buffer: MemoryBuffer | DiskBuffer = (
-            DiskBuffer(opts["queue_dir"], opts["outgoing_batch_size"]) if opts["persistent_queue"]
+            DiskBuffer(opts["queue_dir"], opts["outgoing_batch_size"], node.config["message_store.sync"])
+            if opts["persistent_queue"]
             else MemoryBuffer())
         self.limit: int = opts["max_outgoing_buffered_messages"]
         self.window: int = opts["outgoing_batch_size"]

@@ -69,8 +69,8 @@ class MemoryBuffer:
 
 
 class DiskBuffer:
-    def __init__(self, path: str, page: int) -> None:
-        self._store = MessageStore(path)
+    def __init__(self, path: str, page: int, sync: bool = False) -> None:
+        self._store = MessageStore(path, sync)  # sync: fsync each write, as message_store.sync
         self._page = page
         self._count = self._store.count(_KEY)
         self._taken = 0        # entries handed out and not done
