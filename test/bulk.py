@@ -27,8 +27,9 @@ def _batch(c: Raw, timeout: float) -> list:
 
 
 def publish(port: int, client_id: str, topic: str, n: int, qos: int, *, window: int = 1000,
-            payload: bytes | None = None, retain: bool = False, timeout: float = 30.0) -> None:
-    """Publish n messages and return once the broker acked every one (PUBACK, or PUBCOMP for QoS 2)."""
+            payload: bytes | None = None, retain: bool = False, timeout: float = 30.0, first: int = 0) -> None:
+    """Publish n messages and return once the broker acked every one (PUBACK, or PUBCOMP for QoS 2).
+    Without `payload` each message's payload is its number, counting from `first`."""
     assert qos in (1, 2) and window < 65535
     c = Raw(port)
     assert c.connect(client_id).reason_code == 0
@@ -36,7 +37,7 @@ def publish(port: int, client_id: str, topic: str, n: int, qos: int, *, window: 
     while done < n:
         burst = []
         while sent < n and sent - done < window:
-            body = payload if payload is not None else b"%d" % sent
+            body = payload if payload is not None else b"%d" % (first + sent)
             burst.append(encode(P.Publish(topic, body, qos, retain, packet_id=sent % 65535 + 1), V311))
             sent += 1
         if burst:

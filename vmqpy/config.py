@@ -158,6 +158,11 @@ class Config:
             self._parsed[name] = self._parse(name, key, text, self._lines.get(name))
         return self._parsed[name]
 
+    def error(self, name: str, why: str) -> ConfigError:
+        """A ConfigError pointing at the line that sets `name` (for checks that span several keys)."""
+        line = self._lines.get(name)
+        return ConfigError(self.path if line else None, line, name, why)
+
     def get(self, name: str, default: Any = None) -> Any:
         try:
             return self[name]

@@ -374,26 +374,92 @@ def _webhook_keys() -> list[Key]:
     ]
 
 
+class BridgeTopic(Type):
+    """One `vmq_bridge.*.NAME.topic.N` line: VerneMQ's (and mosquitto's) bridge topic syntax.
+
+    `pattern [[[ out | in | both ] qos] [retain]] [local-prefix remote-prefix]`; `*` stands for `#`
+    (a bare `#` starts a comment unless the value is quoted), `$empty` or `""` for an empty prefix.
+    """
+
+    describe = 'pattern [[[ out | in | both ] qos-level] [retain]] [local-prefix remote-prefix]'
+
+    def parse(self, text: str, base_dir: str) -> BridgeTopicSpec:
+        words = text.replace("*", "#").split()
+        if not words:
+            raise ValueError(f"expected {self.describe}, got an empty value")
+        pattern, rest = words[0], words[1:]
+        direction = rest.pop(0) if rest and rest[0] in ("out", "in", "both") else "out"
+        qos = int(rest.pop(0)) if rest and rest[0] in ("0", "1", "2") else 0
+        retain = bool(rest) and rest[0] == "retain"
+        if retain:
+            rest.pop(0)
+        if len(rest) not in (0, 2):
+            raise ValueError(f"expected {self.describe}, got {text!r}")
+        local, remote = ("" if p in ("$empty", '""') else p for p in rest) if rest else ("", "")
+        for prefix in (local, remote):
+            if "+" in prefix or "#" in prefix:
+                raise ValueError(f"a prefix must not hold wildcards, got {prefix!r}")
+        return BridgeTopicSpec(pattern, direction, qos, retain, local, remote)
+
+    def fmt(self, value: BridgeTopicSpec) -> str:
+        prefixes = f" {value.local_prefix or '$empty'} {value.remote_prefix or '$empty'}" \
+            if value.local_prefix or value.remote_prefix else ""
+        retain = " retain" if value.retain else ""
+        return f"{value.pattern} {value.direction} {value.qos}{retain}{prefixes}"
+
+
+@dataclass(frozen=True)
+class BridgeTopicSpec:
+    pattern: str
+    direction: str  # out, in or both
+    qos: int
+    retain: bool  # the retain flag crosses the bridge (VerneMQ's `retain` word); else it is cleared
+    local_prefix: str
+    remote_prefix: str
+
+
 def _bridge_keys() -> list[Key]:
     common = (
         ("cleansession", FLAG, "off", "Clean session: drop the remote subscriptions when the link drops."),
-        ("client_id", STR, "auto", "Client id on the remote broker (auto: <name>.<hostname>)."),
+        ("client_id", STR, "auto", "Client id on the remote broker (auto: <hostname>.<name>)."),
+        ("mountpoint", STR, "", "Local mountpoint the bridge publishes into and subscribes on."),
         ("keepalive_interval", INT, "60", "Seconds without traffic before the bridge pings."),
         ("username", STR, None, "Username on the remote broker."),
         ("password", STR, None, "Password on the remote broker."),
-        ("restart_timeout", INT, "10", "Seconds to wait before reconnecting."),
-        ("try_private", FLAG, "on", "Tell the remote broker that this client is a bridge."),
+        ("restart_timeout", INT, "10", "Seconds to wait before reconnecting (doubled per failed attempt, up to 4x)."),
+        ("try_private", FLAG, "on", "Tell the remote broker that this client is a bridge (loop detection)."),
+        ("mqtt_version", Enum(("3", "4", "5")), "3",
+         "MQTT protocol version towards the remote broker: 3 (3.1), 4 (3.1.1) or 5."),
         ("max_outgoing_buffered_messages", INT, "0",
-         "Messages buffered while the remote broker is unreachable (0: none)."),
-        ("topic.$id", STR, None,
-         "Shared topic: pattern [[[ out | in | both ] qos-level] local-prefix remote-prefix]."),
+         "Messages buffered while the remote broker is unreachable (0: none); more are dropped."),
+        ("outgoing_batch_size", Int(minimum=1), "100",
+         "Messages sent to the remote broker and not yet acknowledged, at most."),
+        ("pubrel_queue_ratio", Int(minimum=0, maximum=100), "0",
+         "Percent of max_outgoing_buffered_messages kept for QoS 2 messages awaiting PUBCOMP (0: no limit)."),
+        ("persistent_queue", FLAG, "off",
+         "Keep the outgoing buffer on disk (under queue_dir): it survives restarts and crashes."),
+        ("queue_dir", PATH, None,
+         "Directory of the persistent outgoing buffer (default: $(platform_data_dir)/vmq_bridge/<name>)."),
+        ("segment_size", ByteSize(), "4096",
+         "Segment size of VerneMQ's on-disk queue; accepted, unused (vmqpy keeps the buffer in RocksDB)."),
+        ("inet_version", Enum(("inet", "inet6")), "inet", "Address family of the remote broker: inet or inet6."),
+        ("topic.$id", BridgeTopic(), None,
+         "Shared topic: pattern [[[ out | in | both ] qos-level] [retain]] [local-prefix remote-prefix]."),
     )
     tls = (
         ("cafile", PATH, "", "PEM file of the CA certificates that are trusted."),
+        ("capath", PATH, "", "Directory of PEM CA certificates that are trusted (c_rehash layout)."),
         ("certfile", PATH, "", "PEM encoded client certificate."),
         ("keyfile", PATH, "", "PEM encoded private key of the client certificate."),
-        ("insecure", FLAG, "off", "Skip the remote host name check (never in production)."),
-        ("tls_version", Enum(("tlsv1.2", "tlsv1.3")), "tlsv1.2", "Minimum TLS protocol version."),
+        ("insecure", FLAG, "off", "Skip the remote certificate check (never in production)."),
+        ("tls_version", Enum(("tlsv1", "tlsv1.1", "tlsv1.2", "tlsv1.3")), "tlsv1.2",
+         "TLS protocol version used towards the remote broker (the minimum accepted)."),
+        ("identity", STR, "", "TLS-PSK identity (with psk instead of certificates)."),
+        ("psk", STR, "", "TLS-PSK shared secret, hexadecimal without 0x."),
+        ("depth", Int(minimum=1), "1", "Maximum certificate chain depth (accepted; Python's ssl cannot enforce it)."),
+        ("sni", STR, None, "Server Name Indication sent to the remote broker (default: its host name)."),
+        ("customize_hostname_check", Enum(("https",)), "https",
+         "Host name check of the remote certificate: https (wildcard certificates match)."),
     )
     keys = []
     for proto, settings, over in (("tcp", common, "TCP"), ("ssl", common + tls, "TLS")):

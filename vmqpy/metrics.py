@@ -115,6 +115,11 @@ GAUGES: dict[str, str] = {
 }
 
 
+def describe(name: str, description: str, gauge: bool = False) -> None:
+    """Give a metric a plugin adds (vmq_bridge's per-bridge counters) its description."""
+    (GAUGES if gauge else COUNTERS).setdefault(name, description)
+
+
 @dataclass(frozen=True)
 class Sample:
     kind: str  # "counter" or "gauge"

@@ -99,8 +99,8 @@ def test_comments_and_quoted_hash_in_values():
     cfg = parse('queue_type = lifo # newest first\nvmq_bridge.tcp.b = 10.0.0.1:1883\n'
                 'vmq_bridge.tcp.b.topic.1 = "a/# both 1"\nvmq_bridge.tcp.b.topic.2 = b/#')
     assert cfg["queue_type"] == "lifo"
-    assert cfg["vmq_bridge.tcp.b.topic.1"] == "a/# both 1"
-    assert cfg["vmq_bridge.tcp.b.topic.2"] == "b/"  # an unquoted # starts a comment
+    assert (cfg["vmq_bridge.tcp.b.topic.1"].pattern, cfg["vmq_bridge.tcp.b.topic.1"].direction) == ("a/#", "both")
+    assert cfg["vmq_bridge.tcp.b.topic.2"].pattern == "b/"  # an unquoted # starts a comment
 
 
 def test_listener_inheritance_three_levels():

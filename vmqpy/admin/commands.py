@@ -73,6 +73,7 @@ GROUPS = {
     "tls": "Manage TLS/SSL",
     "retain": "Show and filter MQTT retained messages",
     "webhooks": "Manage webhooks",
+    "bridge": "Manage MQTT bridges",
     "set": "Set a runtime config value (set KEY=VALUE)",
     "show": "Show config values (show KEY ...)",
 }

@@ -1,4 +1,4 @@
-"""`vmq-admin plugin ...` and `vmq-admin webhooks ...`: plugins managed at runtime.
+"""`vmq-admin plugin ...`, `vmq-admin webhooks ...` and `vmq-admin bridge show`: plugins at runtime.
 
 Registered on the command tree of vmqpy/admin/commands.py (imported at its end);
 each docstring is the command's `--help` text.
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from vmqpy.broker.node import Node
 
 WEBHOOKS = "vmq_webhooks"
+BRIDGE = "vmq_bridge"
 _NO_WEBHOOKS = (False, "Error: the vmq_webhooks plugin is not enabled "
                        "(vmq-admin plugin enable --name=vmq_webhooks)")
 _REGISTER = "webhooks register hook=HOOK endpoint=URL [--base64payload=true|false] " \
@@ -128,3 +129,14 @@ def webhooks_cache_clear(node: Node, args: Args) -> Result:
         return _NO_WEBHOOKS
     plugin.cache_clear()
     return True, "Done"
+
+
+@command("bridge", "show")
+def bridge_show(node: Node, args: Args) -> Result:
+    """Show information about bridges (VerneMQ's columns, then the state of each connection)."""
+    plugin = node.plugins.instance(BRIDGE)
+    if plugin is None:
+        return False, "Error: the vmq_bridge plugin is not enabled (plugins.vmq_bridge = on)"
+    from vmqpy.plugins.vmq_bridge.plugin import SHOW_COLUMNS
+
+    return True, Table(plugin.show(), SHOW_COLUMNS)

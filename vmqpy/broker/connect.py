@@ -40,6 +40,7 @@ def on_connect(s: Session, p: P.Connect) -> None:
     node.metrics.counters["mqtt_connect_received"] += 1
     level = p.proto_level
     s.proto_level = level
+    s.bridge = p.bridge  # as mosquitto: a bridge's subscriptions are no-local and retain-as-published
     if level not in s.listener.opts.get("allowed_protocol_versions", (3, 4, 5)):
         return s.refuse(level, R.UNSUPPORTED_PROTOCOL_VERSION, f"protocol level {level} not allowed")
     if node.overload.active:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gevent
 
@@ -57,6 +57,9 @@ class Registry:
         self.node = node
         self.queues: dict[tuple[str, str], Queue] = {}
         self.moved: dict[tuple[str, str], Forwarding] = {}  # sessions being handed to another node
+        # Subscribers inside the node (vmq_bridge): no session, `enqueue` like a queue; their client
+        # ids hold a NUL, which no MQTT client id can.
+        self.internal: dict[tuple[str, str], Any] = {}
         self.sessions: dict[tuple[str, str], dict] = dict(node.metadata.fold(SESSIONS))
         self.subscriptions: dict[tuple[str, str], dict[str, Subscription]] = {}
         for sid, subs in node.metadata.fold(SUBSCRIPTIONS):
@@ -255,6 +258,8 @@ class Registry:
         """The queue of `sid`, loading an offline persistent one on first use (a Forwarding while
         the session moves to another node)."""
         queue = self.queues.get(sid)
+        if queue is None and sid in self.internal:
+            return self.internal[sid]
         if queue is None and sid in self.moved:
             return self.moved[sid]
         if queue is None and sid in self.sessions:

@@ -166,7 +166,7 @@ class Session:
                  "closed", "clean_disconnect", "inflight_count", "receive_max", "client_max_packet",
                  "in_quota", "aliases_in", "aliases_out", "throttle", "auth", "auth_method", "_qos1_in",
                  "_acks", "_rel_new", "_losses", "_suppress_will", "_reader", "_writable", "_timer", "_reading",
-                 "_out", "_done", "_window", "session_ended", "_raw",
+                 "_out", "_done", "_window", "session_ended", "_raw", "bridge",
                  "__dict__")
 
     def __init__(self, node: Node, sock: socket.socket, peer: tuple, listener) -> None:
@@ -177,6 +177,7 @@ class Session:
         self.mountpoint: str = listener.opts.get("mountpoint", "") or ""
         self.decoder = Decoder(max_packet_size=node.config["max_message_size"])
         self.proto_level = 0
+        self.bridge = False  # CONNECT with try_private (level | 0x80): a bridge, never sent its own publishes
         self.client_id = ""
         self.assigned_id = False
         self.sid: tuple[str, str] = (self.mountpoint, "")
@@ -804,7 +805,8 @@ class Session:
             if qos >= 0x80:
                 codes.append(qos if v5 else 0x80)
                 continue
-            sub = Subscription(qos, opts.no_local, opts.retain_as_published, opts.retain_handling, sub_id)
+            sub = Subscription(qos, opts.no_local or self.bridge, opts.retain_as_published or self.bridge,
+                               opts.retain_handling, sub_id)
             new = node.registry.subscribe(self.sid, filt, sub)
             codes.append(qos)
             if not shared and (sub.retain_handling == 0 or (sub.retain_handling == 1 and new)):

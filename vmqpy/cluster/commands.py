@@ -22,12 +22,12 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 # Answered by worker 0 alone: every worker holds the same (retained messages, config, plugins,
-# webhooks), or only worker 0 has it (API keys live with the HTTP listeners, in worker 0).
+# webhooks), or only worker 0 has it (API keys live with the HTTP listeners, bridges run there).
 FIRST_ONLY = [("retain", "show"), ("api-key",), ("cluster", "show"), ("cluster", "join"), ("show",),
               ("webhooks", "show"), ("plugin", "show"),
               # retained messages are replicated from the worker that deletes them; the others the same
               ("retain", "delete"), ("retain", "delete-expired"), ("config", "show"), ("log", "show"),
-              ("tls", "show"), ("tls", "check")]
+              ("tls", "show"), ("tls", "check"), ("bridge", "show")]
 # Tables whose rows are combined over the workers: the named columns are combined (metrics.combine)
 # among rows that agree on every other column; None: one row, every column combined.
 COMBINED: dict[tuple[str, ...], tuple[str, ...] | None] = {

@@ -165,7 +165,17 @@ def cmd_getpid(path: str) -> int:
 
 
 def cmd_chkconfig(path: str) -> int:
-    load_config(path)
+    from vmqpy import config
+
+    cfg = load_config(path)
+    if "vmq_bridge" in cfg.plugins and cfg.plugins["vmq_bridge"].enabled:
+        from vmqpy.plugins import vmq_bridge  # checks that span a bridge's keys (no topic, ...)
+
+        try:
+            vmq_bridge.bridges(cfg, cfg.plugin_settings("vmq_bridge"))
+        except config.ConfigError as e:
+            print(f"Error in configuration: {e}", file=sys.stderr)
+            return 1
     print("config is OK")
     return 0
 
