@@ -241,6 +241,10 @@ class Config:
         rows = [(name, lookup(name)[0].type.fmt(self[name])) for name in names if self.get(name) is not None]
         return sorted(rows + list(self._external.items()))
 
+    def ignored(self) -> list[tuple[str, str]]:
+        """(key, why) of every key set in the file that is accepted from VerneMQ but has no effect here."""
+        return [(name, key.ignored) for name, key in ((n, lookup(n)[0]) for n in self._raw) if key.ignored]
+
     def schema_doc(self) -> list[tuple[str, str, str, bool]]:
         """(key, default, doc, runtime-settable) for every schema key; `$var` segments read `<var>`."""
         rows = []

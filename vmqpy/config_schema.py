@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from vmqpy.config_ignored import IGNORED
+
 
 class Type:
     """Base of all value types; `describe` is what the docs say a value may be."""
@@ -123,14 +125,24 @@ class Duration(Type):
 _BYTE_UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
 
 
+@dataclass(frozen=True)
 class ByteSize(Type):
-    describe = "bytes: an integer, optionally followed by KB, MB or GB"
+    infinity: bool = False  # accept the word 'infinity' (math.inf), as VerneMQ's log rotation sizes do
 
-    def parse(self, text: str, base_dir: str) -> int:
+    @property
+    def describe(self) -> str:
+        return "bytes: an integer, optionally followed by KB, MB or GB" + (" or infinity" if self.infinity else "")
+
+    def parse(self, text: str, base_dir: str) -> int | float:
+        if self.infinity and text == "infinity":
+            return math.inf
         match = re.fullmatch(r"(\d+)\s*([KMG]?B?)", text.upper())
         if not match or match.group(2) not in _BYTE_UNITS:
             raise ValueError(f"expected {self.describe}, got {text!r}")
         return int(match.group(1)) * _BYTE_UNITS[match.group(2)]
+
+    def fmt(self, value: int | float) -> str:
+        return "infinity" if value == math.inf else str(value)
 
 
 @dataclass(frozen=True)
@@ -229,6 +241,7 @@ class Key:
     parent: str | None = None  # key whose value this one inherits when not set (listener levels)
     requires: tuple[str, ...] = ()  # keys (with this key's $vars filled in) that must be set too
     reserved: frozenset[str] = frozenset()  # words a $var may not take (they are option names)
+    ignored: str = ""  # why a VerneMQ key has no effect here (config_ignored); logged at start when set
 
     @property
     def is_pattern(self) -> bool:
@@ -254,6 +267,7 @@ class ListenerOption:
     doc: str
     kinds: tuple[str, ...]
     top: bool  # has the all-listeners level listener.<option>
+    ignored: str = ""  # as Key.ignored
 
 
 LISTENER_OPTIONS = (
@@ -262,7 +276,8 @@ LISTENER_OPTIONS = (
                    LISTENER_KINDS, True),
     ListenerOption("nr_of_acceptors", Int(minimum=1), "10",
                    "Number of acceptors waiting to concurrently accept new connections.",
-                   LISTENER_KINDS, True),
+                   LISTENER_KINDS, True, ignored="Erlang acceptor pool size: vmqpy accepts on one greenlet "
+                   "per listener"),
     ListenerOption("mountpoint", STR, "",
                    "Mountpoint: a topic prefix that isolates the clients of a listener (empty: none).",
                    MQTT_KINDS, True),
@@ -315,13 +330,13 @@ def _listener_keys() -> list[Key]:
     for opt in LISTENER_OPTIONS:
         top = f"listener.{opt.name}"
         if opt.top:
-            keys.append(Key(top, opt.type, opt.default, opt.doc))
+            keys.append(Key(top, opt.type, opt.default, opt.doc, ignored=opt.ignored))
         for kind in opt.kinds:
             kind_key = f"listener.{kind}.{opt.name}"
             keys.append(Key(kind_key, opt.type, None if opt.top else opt.default, opt.doc,
-                            parent=top if opt.top else None))
+                            parent=top if opt.top else None, ignored=opt.ignored))
             keys.append(Key(f"listener.{kind}.$name.{opt.name}", opt.type, None, opt.doc, parent=kind_key,
-                            requires=(f"listener.{kind}.$name",)))
+                            requires=(f"listener.{kind}.$name",), ignored=opt.ignored))
     return keys
 
 
@@ -382,7 +397,59 @@ def _bridge_keys() -> list[Key]:
     return keys
 
 
-_LOG_LEVELS = Enum(("debug", "info", "warning", "error", "critical"))
+# VerneMQ's (Erlang logger's) severities, lowest first; vmqpy.log maps them onto Python's levels
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+_LOG_FORMAT = Enum(("text", "json"))
+
+
+def _log_keys() -> list[Key]:
+    """files/vmq.schema's log.* keys (VerneMQ 2.x, Erlang logger), crash and SASL logs aside."""
+    keys = [
+        Key("log.console", Enum(("console", "file", "both", "off")), "file",
+            "Where the console log goes: console (stdout), file, both, or off."),
+        Key("log.console.level", Enum(LOG_LEVELS), "info", "Lowest severity the console log records."),
+        Key("log.console.file", PATH, "$(platform_log_dir)/console.log", "File of the console log."),
+        Key("log.console.console.format", _LOG_FORMAT, "text",
+            "Format of the console log on standard output: text or json (one JSON object a line)."),
+        Key("log.console.file.format", _LOG_FORMAT, "text", "Format of the console log file: text or json."),
+        Key("log.error", FLAG, "on", "Write the error log (errors only) to log.error.file."),
+        Key("log.error.file", PATH, "$(platform_log_dir)/error.log", "File of the error log."),
+        Key("log.error.file.format", _LOG_FORMAT, "text", "Format of the error log file: text or json."),
+        Key("log.template", Enum(("simple", "extended")), "extended",
+            "Text log lines: simple (time level: message) or extended (time [level] <pid> logger: message)."),
+        Key("log.level", Enum(("all", "debug", "info", "warning", "error")), "all",
+            "Lowest severity any log records (all: as each log's own level says)."),
+        Key("log.syslog", FLAG, "off", "Also send the log to syslog (the local /dev/log, or log.syslog.remote.host)."),
+        Key("log.syslog.level", Enum(("all", "debug", "info", "warning", "error")), "all",
+            "Lowest severity sent to syslog (all: as log.console.level)."),
+        Key("log.syslog.format", Enum(("rfc3164", "rfc5424")), "rfc3164", "Syslog message format."),
+        Key("log.syslog.facility", Enum(SYSLOG_FACILITIES), "daemon", "Syslog facility."),
+        Key("log.syslog.app_name", STR, None, "Syslog application name (default: vernemq)."),
+        Key("log.syslog.remote.host", STR, None, "Send syslog to this host instead of the local /dev/log."),
+        Key("log.syslog.remote.port", Int(maximum=65535), "514", "Port of the remote syslog server."),
+        Key("log.syslog.remote.protocol", Enum(("udp", "tcp")), "udp",
+            "Transport to the remote syslog server (VerneMQ's tls is not supported)."),
+    ]
+    for log in ("console", "error"):
+        keys += [
+            Key(f"log.{log}.rotation.size", ByteSize(infinity=True), "infinity",
+                f"Rotate the {log} log when it reaches this size (infinity: never)."),
+            Key(f"log.{log}.rotation.keep", INT, "5",
+                f"Rotated {log} logs kept (0: only the current file, emptied when it is full)."),
+            Key(f"log.{log}.rotation.compress_on_rotate", FLAG, "off", f"gzip the rotated {log} logs."),
+        ]
+    return keys
+
+
+SYSLOG_FACILITIES = (
+    "kern", "kernel", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "ntp", "logaudit", "logalert", "clock", *(f"local{n}" for n in range(8)))
+IGNORED_TYPES = {"int": Int(minimum=None), "flag": FLAG, "text": STR, "bytes": ByteSize()}
+
+
+def _ignored_keys() -> list[Key]:
+    return [Key(name, IGNORED_TYPES[kind], default, f"Accepted from VerneMQ, no effect in vmqpy: {why}.",
+                ignored=why) for name, kind, default, why in IGNORED]
 
 KEYS: tuple[Key, ...] = (
     # node
@@ -394,7 +461,9 @@ KEYS: tuple[Key, ...] = (
         "(default: the directory holding this file)."),
     Key("metadata.dir", PATH, "$(platform_data_dir)/meta",
         "Directory of the metadata store (subscriptions, retained messages)."),
-    Key("message_store.dir", PATH, "$(platform_data_dir)/msgstore",
+    Key("vmq_generic_msg_store.store_dir", PATH, "$(platform_data_dir)/msgstore",
+        "Directory of the offline message store (VerneMQ's name of it)."),
+    Key("message_store.dir", PATH, "$(vmq_generic_msg_store.store_dir)",
         "Directory of the offline message store."),
     Key("message_store.sync", FLAG, "off", "fsync every message store write (safer, slower)."),
     Key("admin.socket", PATH, "$(platform_data_dir)/vmq.sock",
@@ -491,6 +560,8 @@ KEYS: tuple[Key, ...] = (
     # $SYS and metrics
     Key("systree_enabled", FLAG, "on", "Publish the $SYS tree.", runtime=True),
     Key("systree_interval", MS, "20000", "Milliseconds between $SYS updates (0: off).", runtime=True),
+    Key("prometheus_namespace", STR, "vernemq_",
+        "Prefix of every metric name on /metrics (empty: VerneMQ 1.x's bare names).", runtime=True),
     Key("graphite_enabled", FLAG, "off", "Push metrics to Graphite (see graphite_host).", runtime=True),
     Key("graphite_host", STR, "localhost", "Graphite server host name.", runtime=True),
     Key("graphite_port", Int(maximum=65535), "2003", "Graphite server TCP port.", runtime=True),
@@ -501,14 +572,7 @@ KEYS: tuple[Key, ...] = (
     Key("graphite_connect_timeout", MS, "5000", "Milliseconds to wait when connecting to Graphite."),
     Key("graphite_reconnect_timeout", MS, "15000", "Milliseconds to wait before reconnecting to Graphite."),
     # logging
-    Key("log.console", Enum(("console", "file", "both", "off")), "file",
-        "Where the console log goes: console (stdout), file, both, or off."),
-    Key("log.console.level", _LOG_LEVELS, "info", "Lowest severity the console log records."),
-    Key("log.console.file", PATH, "$(platform_log_dir)/console.log", "File of the console log."),
-    Key("log.error.file", PATH, "$(platform_log_dir)/error.log", "File of the error log (errors only)."),
-    Key("log.syslog", FLAG, "off", "Also send the log to syslog."),
-    Key("log.rotation.size", ByteSize(), "10MB", "Rotate a log file when it reaches this size (0: never)."),
-    Key("log.rotation.keep", INT, "5", "Rotated log files kept per log."),
+    *_log_keys(),
     # plugins
     Key("plugins.vmq_passwd", FLAG, "on", "File based authentication plugin."),
     Key("plugins.vmq_acl", FLAG, "on", "File based authorization plugin."),
@@ -526,6 +590,7 @@ KEYS: tuple[Key, ...] = (
         "Seconds between checks for a changed password file (0: never).", runtime=True),
     *_webhook_keys(),
     *_bridge_keys(),
+    *_ignored_keys(),
 )
 
 

@@ -97,6 +97,16 @@ COUNTERS: dict[str, str] = {
     "retain_messages_stored": "The number of retained messages stored.",
     "message_store_writes": "The number of messages written to the message store.",
     "message_store_deletes": "The number of messages deleted from the message store.",
+    "socket_close_timeout": "The number of times VerneMQ closed an MQTT socket due to no CONNECT frame "
+                            "has been received on time.",
+    "mqtt_pubrec_invalid_error": "The number of unexpected PUBREC messages received.",
+    "mqtt_pubcomp_invalid_error": "The number of unexpected PUBCOMP messages received.",
+    "mqtt_publish_error": "The number of times a PUBLISH operation failed due to a netsplit.",
+    "mqtt_subscribe_error": "The number of times a SUBSCRIBE operation failed due to a netsplit.",
+    "mqtt_unsubscribe_error": "The number of times an UNSUBSCRIBE operation failed due to a netsplit.",
+    "client_expired": "Not in use (deprecated)",
+    "bytes_received": "The total number of bytes received.",
+    "bytes_sent": "The total number of bytes sent.",
 }
 
 GAUGES: dict[str, str] = {
@@ -108,7 +118,20 @@ GAUGES: dict[str, str] = {
     "cluster_link_queue": "Records waiting to be sent to other cluster nodes and workers.",
     "metadata_objects": "Live objects in this process's replica of the cluster metadata.",
     "metadata_tombstones": "Deleted cluster metadata objects waiting until every member has seen the delete.",
+    "active_mqttws_connections": "The number of active MQTT over websocket connections.",
+    "total_active_connections": "The total number of active MQTT and MQTT over websocket connections.",
+    # the process's figures under VerneMQ's names for the Erlang VM's (vmqpy.process_stats)
+    "system_context_switches": "The total number of context switches.",
+    "system_gc_count": "The number of garbage collections performed.",
+    "system_words_reclaimed_by_gc": "The number of objects reclaimed by the garbage collector.",
+    "system_runtime": "The sum of the runtime for all threads in the Erlang runtime system.",
+    "system_run_queue": "The total number of processes and ports ready to run on all run-queues.",
+    "system_utilization": "The average system (scheduler) utilization (percentage).",
+    "vm_memory_total": "The total amount of memory allocated.",
 }
+# process figures that only grow: Prometheus types them counter, as VerneMQ does
+COUNTING_GAUGES = frozenset({"system_context_switches", "system_gc_count", "system_words_reclaimed_by_gc",
+                             "system_runtime", "system_wallclock"})
 
 
 @dataclass(frozen=True)
@@ -123,6 +146,7 @@ class Metrics:
     def __init__(self) -> None:
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.gauges: dict[str, Callable[[], float]] = {}
+        self.live: dict[str, Callable[[], int]] = {}
 
     def inc(self, name: str, n: int = 1) -> None:
         self.counters[name] += n
@@ -131,15 +155,23 @@ class Metrics:
         """Register a gauge whose value is read when metrics are reported."""
         self.gauges[name] = fn
 
+    def counter_live(self, name: str, fn: Callable[[], int]) -> None:
+        """Add what `fn` returns to counter `name` when reported: counts the open connections still hold
+        (their bytes), added to the counter as each one closes."""
+        self.live[name] = fn
+
     def snapshot(self) -> dict[str, float]:
         return {s.name: s.value for s in self.samples()}
 
     def samples(self) -> Iterator[Sample]:
         """Every metric, counters first, each group sorted by name."""
         for name in sorted(self.counters):
-            yield Sample("counter", name, self.counters[name], COUNTERS.get(name, name))
+            live = self.live.get(name)
+            value = self.counters[name] + (live() if live is not None else 0)
+            yield Sample("counter", name, value, COUNTERS.get(name, name))
         for name in sorted(self.gauges):
-            yield Sample("gauge", name, self.gauges[name](), GAUGES.get(name, name))
+            kind = "counter" if name in COUNTING_GAUGES else "gauge"
+            yield Sample(kind, name, self.gauges[name](), GAUGES.get(name, name))
 
 
 class HasSamples(Protocol):
@@ -181,7 +213,7 @@ def sum_samples(per_worker: Iterable[Iterable[tuple[str, str, float]]]) -> Summe
             values.setdefault((kind, name), []).append(value)
     order = sorted(values, key=lambda kn: (kn[0] != "counter", kn[1]))
     return Summed(tuple(Sample(kind, name, combine(name, values[kind, name]),
-                               (COUNTERS if kind == "counter" else GAUGES).get(name, name))
+                               COUNTERS.get(name) or GAUGES.get(name, name))
                         for kind, name in order))
 
 
@@ -200,17 +232,19 @@ _HELP_ESCAPES = str.maketrans({"\\": r"\\", "\n": r"\n"})
 _NAME_OK = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
-def prometheus_text(metrics: HasSamples, labels: dict[str, str]) -> str:
-    """The Prometheus text exposition format (0.0.4), VerneMQ's names, no `_total` suffix."""
+def prometheus_text(metrics: HasSamples, labels: dict[str, str], namespace: str = "") -> str:
+    """The Prometheus text exposition format (0.0.4): VerneMQ's names after `namespace`
+    (prometheus_namespace, vernemq_ by default, as vmq_metrics_http), no `_total` suffix."""
     label_text = ",".join(f'{k}="{v.translate(_LABEL_ESCAPES)}"' for k, v in labels.items())
     suffix = "{" + label_text + "}" if label_text else ""
     lines = []
     for s in metrics.samples():
-        if not _NAME_OK.fullmatch(s.name):
+        name = namespace + s.name
+        if not _NAME_OK.fullmatch(name):
             continue
-        lines.append(f"# HELP {s.name} {s.description.translate(_HELP_ESCAPES)}")
-        lines.append(f"# TYPE {s.name} {s.kind}")
-        lines.append(f"{s.name}{suffix} {fmt_value(s.value)}")
+        lines.append(f"# HELP {name} {s.description.translate(_HELP_ESCAPES)}")
+        lines.append(f"# TYPE {name} {s.kind}")
+        lines.append(f"{name}{suffix} {fmt_value(s.value)}")
     return "\n".join(lines) + "\n"
 
 

@@ -74,14 +74,15 @@ def test_metrics_in_prometheus_text_format(node, cid):
     status, headers, body = get(node, "/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = body.decode()
-    assert "# HELP mqtt_publish_received The number of PUBLISH packets received.\n" in text
-    assert "# TYPE mqtt_publish_received counter\n" in text
-    assert "# TYPE active_mqtt_connections gauge\n" in text
+    # VerneMQ 2.x's names: prometheus_namespace (vernemq_) before VerneMQ's metric names
+    assert "# HELP vernemq_mqtt_publish_received The number of PUBLISH packets received.\n" in text
+    assert "# TYPE vernemq_mqtt_publish_received counter\n" in text
+    assert "# TYPE vernemq_active_mqtt_connections gauge\n" in text
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    [sample] = families["mqtt_publish_received"].samples
+    [sample] = families["vernemq_mqtt_publish_received"].samples
     assert sample.labels == {"node": "VerneMQ@127.0.0.1"} and sample.value >= 3
-    assert families["active_mqtt_connections"].type == "gauge"
-    assert families["active_mqtt_connections"].samples[0].value >= 1
+    assert families["vernemq_active_mqtt_connections"].type == "gauge"
+    assert families["vernemq_active_mqtt_connections"].samples[0].value >= 1
     client.disconnect()
 
 

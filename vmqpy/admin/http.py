@@ -108,7 +108,8 @@ class App:
         return _json(200, {"status": "OK"})
 
     def metrics(self, environ: dict) -> Response:
-        text = prometheus_text(self.view.metrics(), {"node": self.node.name})
+        text = prometheus_text(self.view.metrics(), {"node": self.node.name},
+                               self.node.config["prometheus_namespace"])
         return 200, [("Content-Type", PROMETHEUS_TYPE)], text.encode()
 
     def status_page(self, environ: dict) -> Response:

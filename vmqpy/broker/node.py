@@ -18,6 +18,7 @@ from vmqpy.broker.shared import SharedSubscriptions
 from vmqpy.broker.wills import Wills
 from vmqpy.metrics import Metrics
 from vmqpy.plugins.hooks import Hooks
+from vmqpy.process_stats import ProcessStats
 from vmqpy.store.messages import MessageStore
 from vmqpy.store.metadata import MetadataStore
 
@@ -51,8 +52,16 @@ class Node:
         self.stopped = gevent.event.Event()
         self.metrics.gauge("router_subscriptions", lambda: self.router.count)
         self.metrics.gauge("retain_messages", lambda: self.retain.count)
-        self.metrics.gauge("active_mqtt_connections", lambda: len(self.sessions))
+        self.metrics.gauge("active_mqtt_connections", lambda: len(self.sessions) - self._websocket_sessions())
+        self.metrics.gauge("active_mqttws_connections", self._websocket_sessions)
+        self.metrics.gauge("total_active_connections", lambda: len(self.sessions))
+        self.metrics.counter_live("bytes_received", lambda: sum(s.bytes_in for s in self.sessions))
+        self.metrics.counter_live("bytes_sent", lambda: sum(s.bytes_out for s in self.sessions))
+        ProcessStats().register(self.metrics)
         self.metrics.gauge("queue_processes", lambda: len(self.registry.queues))
+
+    def _websocket_sessions(self) -> int:
+        return sum(1 for s in self.sessions if s.listener.kind in ("ws", "wss"))
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -189,7 +198,10 @@ class Node:
         cluster = self.cluster
         if cluster is None or not cluster.split or self.config[f"allow_{operation}_during_netsplit"]:
             return False
-        self.metrics.counters[f"netsplit_{operation}_refused"] += 1
+        counters = self.metrics.counters
+        counters[f"netsplit_{operation}_refused"] += 1
+        if operation != "register":  # VerneMQ's mqtt_<operation>_error counts these refusals
+            counters[f"mqtt_{operation}_error"] += 1
         return True
 
     # -- routing ------------------------------------------------------------

@@ -110,7 +110,7 @@ class Session:
                  "closed", "clean_disconnect", "inflight_count", "receive_max", "client_max_packet",
                  "in_quota", "aliases_in", "aliases_out", "throttle", "auth", "auth_method", "_qos1_in",
                  "_acks", "_rel_new", "_losses", "_suppress_will", "_reader", "_writable", "_timer", "_reading",
-                 "_out", "_done", "_window", "session_ended", "_raw",
+                 "_out", "_done", "_window", "session_ended", "_raw", "bytes_in", "bytes_out",
                  "__dict__")
 
     def __init__(self, node: Node, sock: socket.socket, peer: tuple, listener) -> None:
@@ -156,6 +156,7 @@ class Session:
         self._out: list[bytes] | None = None  # bytes the socket did not take yet, for the writer greenlet
         self._done = False              # cleaned up
         self._window = 0                # send_window, once known
+        self.bytes_in = self.bytes_out = 0  # MQTT bytes read and written (node counters take them at close)
 
     # -- reading --------------------------------------------------------------
     def start(self) -> None:
@@ -198,6 +199,7 @@ class Session:
             except BlockingIOError:
                 data = None  # woken for nothing
             if data:
+                self.bytes_in += len(data)
                 packets = self.decoder.feed(data)
                 for p in packets:
                     if p.type not in _IN_HUB or (p.type == _PUBLISH_TYPE and p.retain):
@@ -243,6 +245,7 @@ class Session:
                 timer = self._timer
                 if timer is not None:  # none: keep alive 0
                     timer.again(self._timed_out, update=False)
+                self.bytes_in += len(data)
                 packets = self.decoder.feed(data)
                 self._batch(packets, len(packets) == 1)
                 if reader is not None:
@@ -387,6 +390,8 @@ class Session:
             self.node.metrics.counters["client_keepalive_expired"] += 1
             self._send_disconnect(R.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
             log.info("client %r from %s:%s disconnected: keep alive timeout", self.client_id, *self.peer)
+        else:
+            self.node.metrics.counters["socket_close_timeout"] += 1
         self.close()
 
     # -- writing ------------------------------------------------------------
@@ -394,6 +399,7 @@ class Session:
         """Write without blocking: what the socket does not take now, a writer greenlet sends."""
         if self.closed:
             return
+        self.bytes_out += len(data)
         out = self._out
         if out is not None:
             out.append(data)
@@ -564,8 +570,11 @@ class Session:
         self._done = True
         self.close()
         node = self.node
-        node.metrics.counters["socket_close"] += 1
+        counters = node.metrics.counters
+        counters["socket_close"] += 1
         node.listeners.connection_closed(self)
+        counters["bytes_received"] += self.bytes_in  # from here on not in node.sessions' live sum
+        counters["bytes_sent"] += self.bytes_out
         if not self.connected:
             return
         node.sessions.discard(self)
@@ -689,12 +698,14 @@ class Session:
         elif self.queue.acked(self, p.packet_id, pubrec=True):
             self._acks.append(self.encode_pubrel(p.packet_id))
         else:
+            self.node.metrics.counters["mqtt_pubrec_invalid_error"] += 1
             self._acks.append(encode(P.Pubrel(p.packet_id, R.PACKET_IDENTIFIER_NOT_FOUND
                                               if self.proto_level == 5 else 0), self.proto_level))
 
     def _on_pubcomp(self, p: P.Pubcomp) -> None:
         self.node.metrics.counters["mqtt_pubcomp_received"] += 1
-        self.queue.acked(self, p.packet_id)
+        if not self.queue.acked(self, p.packet_id):
+            self.node.metrics.counters["mqtt_pubcomp_invalid_error"] += 1
 
     # -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------
     def _on_subscribe(self, p: P.Subscribe) -> None:
