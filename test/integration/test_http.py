@@ -62,8 +62,14 @@ def test_health_follows_the_mqtt_listeners(make_broker):
     status, body = get_json(node, "/health")
     assert status == 503 and body["status"] == "DOWN"
     assert body["reasons"] == ["Listeners are not ready: tcp.default"]
+    # VerneMQ's probes: the node answers (liveness) while its listeners are down (readiness)
+    assert get_json(node, "/health/ping") == (200, {"status": "OK"})
+    assert get_json(node, "/health/listeners") == (
+        503, {"status": "DOWN", "reason": "Listeners are not ready: tcp.default"})
+    assert get_json(node, "/health/listeners_full_cluster")[0] == 503
     assert node.admin("listener", "start", "address=127.0.0.1", f"port={node.port}") == (True, "Done")
-    assert get_json(node, "/health") == (200, {"status": "OK"})
+    for path in ("/health", "/health/ping", "/health/listeners", "/health/listeners_full_cluster"):
+        assert get_json(node, path) == (200, {"status": "OK"}), path
 
 
 def test_metrics_in_prometheus_text_format(node, cid):

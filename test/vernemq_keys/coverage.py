@@ -38,6 +38,8 @@ def sample_name(key: str) -> str:
 
 def classify(row: dict) -> str:
     found = lookup(sample_name(row["key"]))
+    if found and "$" not in row["key"] and re.fullmatch(r"listener\.\w+\.\$name", found[0].name):
+        found = None  # vmqpy would read VerneMQ's option (listener.tcp.buffer_sizes) as a listener's address
     if found:
         return "no-op" if found[0].ignored else "honoured"
     if row["key"] in PENDING or row["app"] in PENDING_APPS:

@@ -4,6 +4,10 @@ Routes, each belonging to one of VerneMQ's HTTP modules (a listener serves
 the modules its `http_modules` option names, all four by default):
 
     /health        vmq_health_http    200 {"status":"OK"}, or 503 {"status":"DOWN","reasons":[...]}
+                                      (listeners and workers not ready); also, as VerneMQ's:
+    /health/ping                      200 {"status":"OK"} while the node answers HTTP (liveness)
+    /health/listeners                 listeners only: 503 {"status":"DOWN","reason":"..."}
+    /health/listeners_full_cluster    /health, and 503 while another cluster node is unreachable
     /metrics       vmq_metrics_http   Prometheus text format, VerneMQ's metric names, node label
     /status        vmq_status_http    HTML page polling /status.json
     /api/v1/...    vmq_http_mgmt_api  vmq-admin commands as JSON; API key (scope mgmt) required
@@ -61,6 +65,12 @@ def health_concerns(node: Node) -> list[str]:
     return [f"Listeners are not ready: {', '.join(down)}"] if down else []
 
 
+def _health(concerns: list[str]) -> Response:
+    if concerns:
+        return _json(503, {"status": "DOWN", "reasons": concerns})
+    return _json(200, {"status": "OK"})
+
+
 def _json(status: int, value: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:
     return status, [("Content-Type", "application/json"), *headers], ujson.dumps(value).encode()
 
@@ -80,7 +90,9 @@ class App:
         self.view = view
         self.keys = api_keys(node)
         routes: dict[str, dict[str, Callable[[dict], Response]]] = {
-            "vmq_health_http": {"/health": self.health},
+            "vmq_health_http": {"/health": self.health, "/health/ping": self.health_ping,
+                                "/health/listeners": self.health_listeners,
+                                "/health/listeners_full_cluster": self.health_full_cluster},
             "vmq_metrics_http": {"/metrics": self.metrics},
             "vmq_status_http": {"/status": self.status_page, "/status/": self.status_page,
                                 "/status.json": self.status_json},
@@ -102,10 +114,19 @@ class App:
         return [body]
 
     def health(self, environ: dict) -> Response:
-        concerns = self.view.health()
-        if concerns:
-            return _json(503, {"status": "DOWN", "reasons": concerns})
+        return _health(self.view.health())
+
+    def health_ping(self, environ: dict) -> Response:
         return _json(200, {"status": "OK"})
+
+    def health_listeners(self, environ: dict) -> Response:
+        concerns = self.view.health()
+        return _json(503, {"status": "DOWN", "reason": "; ".join(concerns)}) if concerns else _health([])
+
+    def health_full_cluster(self, environ: dict) -> Response:
+        cluster = self.node.cluster
+        offline = ["At least one node is offline"] if cluster is not None and cluster.split else []
+        return _health(offline + self.view.health())
 
     def metrics(self, environ: dict) -> Response:
         text = prometheus_text(self.view.metrics(), {"node": self.node.name},
