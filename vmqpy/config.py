@@ -216,7 +216,7 @@ class Config:
             kind = _ADDRESS_KEYS.get(key.name)
             if kind:
                 host, port = self[name]
-                opts = {opt.name: self[f"{name}.{opt.name}"] for opt in LISTENER_OPTIONS if kind in opt.kinds}
+                opts = {opt.name: self.get(f"{name}.{opt.name}") for opt in LISTENER_OPTIONS if kind in opt.kinds}
                 listeners.append(Listener(kind, variables["name"], host, port, opts))
         return listeners
 

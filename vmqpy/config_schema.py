@@ -216,6 +216,23 @@ class Path(Type):
         return os.path.normpath(os.path.join(base_dir, text)) if text else ""
 
 
+class Mountpoint(Type):
+    describe = "a topic prefix, or off (none)"
+
+    def parse(self, text: str, base_dir: str) -> str:
+        return "" if text == "off" else text  # VerneMQ's listener.mountpoint = off: no mountpoint
+
+
+class Words(Type):
+    describe = "comma separated names"
+
+    def parse(self, text: str, base_dir: str) -> tuple[str, ...]:
+        return tuple(word.strip() for word in text.split(",") if word.strip())
+
+    def fmt(self, value: tuple[str, ...]) -> str:
+        return ",".join(value)
+
+
 class NodeName(Type):
     describe = "name@host"
 
@@ -255,8 +272,9 @@ ADDRESS = Address()
 MQTT_KINDS = ("tcp", "ssl", "ws", "wss")
 TLS_KINDS = ("ssl", "wss")
 CLUSTER_KINDS = ("vmq", "vmqs")  # other nodes' links: plain TCP, TLS
-LISTENER_KINDS = (*MQTT_KINDS, "http", *CLUSTER_KINDS)
-TLS_OPTION_KINDS = (*TLS_KINDS, "vmqs")
+HTTP_KINDS = ("http", "https")
+LISTENER_KINDS = (*MQTT_KINDS, *HTTP_KINDS, *CLUSTER_KINDS)
+TLS_OPTION_KINDS = (*TLS_KINDS, "vmqs", "https")
 
 
 @dataclass(frozen=True)
@@ -278,24 +296,50 @@ LISTENER_OPTIONS = (
                    "Number of acceptors waiting to concurrently accept new connections.",
                    LISTENER_KINDS, True, ignored="Erlang acceptor pool size: vmqpy accepts on one greenlet "
                    "per listener"),
-    ListenerOption("mountpoint", STR, "",
-                   "Mountpoint: a topic prefix that isolates the clients of a listener (empty: none).",
+    ListenerOption("mountpoint", Mountpoint(), "off",
+                   "Mountpoint: a topic prefix that isolates the clients of a listener (off or empty: none).",
                    MQTT_KINDS, True),
-    ListenerOption("allowed_protocol_versions", IntList((3, 4, 5)), "3,4,5",
-                   "MQTT protocol versions a listener accepts: 3 (3.1), 4 (3.1.1), 5 (5.0).",
-                   MQTT_KINDS, True),
+    ListenerOption("max_connection_lifetime", INT, "0",
+                   "Seconds a client may stay connected; then it is disconnected (MQTT 5: reason 0xA0, "
+                   "Maximum connect time). 0: no limit.", MQTT_KINDS, True),
+    ListenerOption("allow_anonymous_override", FLAG, "off",
+                   "Let clients of this listener connect without authentication, whatever allow_anonymous says.",
+                   MQTT_KINDS, False),
+    ListenerOption("auth_plugins", Words(), "",
+                   "Plugins, in order, that authenticate this listener's clients (auth_on_register); "
+                   "empty: every plugin.", MQTT_KINDS, False),
+    ListenerOption("authz_plugins", Words(), "",
+                   "Plugins, in order, that authorize this listener's publishes and subscriptions "
+                   "(auth_on_publish, auth_on_subscribe); empty: every plugin.", MQTT_KINDS, False),
+    ListenerOption("allowed_protocol_versions", IntList((3, 4, 5, 131, 132)), "3,4,5,131,132",
+                   "MQTT protocol versions a listener accepts: 3 (3.1), 4 (3.1.1), 5 (5.0), 131 (3.1 bridge), "
+                   "132 (3.1.1 bridge: vmqpy's bridge speaks it, so vmqpy's default has it besides "
+                   "VerneMQ's 3,4,5,131).", MQTT_KINDS, True),
     ListenerOption("proxy_protocol", FLAG, "off",
                    "Accept connections opened by a proxy speaking the PROXY protocol (v1/v2).",
                    (*MQTT_KINDS, "http"), True),
+    ListenerOption("proxy_protocol_use_cn_as_username", FLAG, "on",
+                   "With proxy_protocol: the client certificate CN a PROXY v2 header carries (PP2_SUBTYPE_SSL_CN) "
+                   "is the client's username.", ("tcp", "ws", "http"), False),
+    ListenerOption("proxy_xff_support", FLAG, "off",
+                   "Take the client address from the X-Forwarded-For header of the WebSocket upgrade, when "
+                   "the connecting proxy is in proxy_xff_trusted_intermediate.", ("ws",), False),
+    ListenerOption("proxy_xff_trusted_intermediate", STR, "",
+                   "Addresses of the proxies trusted to set X-Forwarded-For, separated by ;.", ("ws",), False),
+    ListenerOption("proxy_xff_use_cn_as_username", FLAG, "off",
+                   "With proxy_xff_support: the username is the value of the proxy_xff_cn_header header "
+                   "(a connection without it is refused).", ("ws",), False),
+    ListenerOption("proxy_xff_cn_header", STR, "x-ssl-client-cn",
+                   "Header holding the client certificate CN set by the proxy.", ("ws",), False),
     ListenerOption("cafile", PATH, "", "PEM file of the CA certificates that are trusted.", TLS_OPTION_KINDS, False),
     ListenerOption("certfile", PATH, "", "PEM encoded server certificate.", TLS_OPTION_KINDS, False),
     ListenerOption("keyfile", PATH, "", "PEM encoded private key of the server certificate.",
                    TLS_OPTION_KINDS, False),
     ListenerOption("crlfile", PATH, "", "PEM file of revoked client certificates (with require_certificate).",
                    TLS_OPTION_KINDS, False),
-    ListenerOption("depth", Int(minimum=1), "1",
-                   "Maximum client certificate verification depth (1: signed by the root CA).",
-                   TLS_OPTION_KINDS, False),
+    ListenerOption("depth", INT, "1",
+                   "Intermediate CAs a client certificate chain may have between the client certificate and "
+                   "the root (0: signed by the root itself), as Erlang's ssl depth.", TLS_OPTION_KINDS, False),
     ListenerOption("require_certificate", FLAG, "off",
                    "Require a client certificate that the cafile verifies.", TLS_OPTION_KINDS, False),
     ListenerOption("use_identity_as_username", FLAG, "off",
@@ -305,12 +349,35 @@ LISTENER_OPTIONS = (
                    "Minimum TLS protocol version.", TLS_OPTION_KINDS, False),
     ListenerOption("ciphers", STR, "", "Allowed ciphers, colon separated (empty: OpenSSL's defaults).",
                    TLS_OPTION_KINDS, False),
+    ListenerOption("keypasswd", STR, "", "Password of an encrypted keyfile.", TLS_OPTION_KINDS, False),
+    ListenerOption("eccs", STR, "",
+                   "Elliptic curve for ECDHE, e.g. [secp384r1] (empty: OpenSSL's; Python's ssl sets one).",
+                   TLS_OPTION_KINDS, False),
+    ListenerOption("tls_handshake_timeout", Int(infinity=True), "5000",
+                   "Milliseconds a new TLS connection has to complete its handshake.", TLS_OPTION_KINDS, False),
+    ListenerOption("psk_support", FLAG, "off",
+                   "TLS-PSK (pre-shared keys): refused at start, Python 3.11's ssl module has no PSK.",
+                   ("ssl",), False),
+    *(ListenerOption(name, kind, default, doc, ("ssl",), False, ignored="only used with psk_support, which "
+                     "vmqpy refuses (Python 3.11's ssl module has no TLS-PSK)")
+      for name, kind, default, doc in (
+          ("psk_identity_hint", STR, "VMQ_PSK", "TLS-PSK identity hint."),
+          ("pskfile", PATH, "$(platform_etc_dir)/vmq.psk", "File of the TLS-PSK identities and keys."),
+          ("pskfile_separator", STR, ":", "Separator of identity and key in the pskfile."))),
+    # Erlang socket and dispatch tuning of VerneMQ's listeners
+    *(ListenerOption(name, kind, default, f"VerneMQ's {name}: no effect in vmqpy.", kinds, False,
+                     ignored="Erlang socket, process-mailbox and Cowboy dispatch tuning")
+      for name, kind, default, kinds in (
+          ("buffer_sizes", STR, None, ("tcp", "ssl", "vmq")), ("active_n", Int(minimum=None), None, ("tcp", "ssl")),
+          ("high_watermark", INT, "8192", ("vmq",)), ("low_watermark", INT, "4096", ("vmq",)),
+          ("high_msgq_watermark", INT, "8192", ("vmq",)), ("low_msgq_watermark", INT, "4096", ("vmq",)),
+          ("config_mod", STR, "vmq_http_config", HTTP_KINDS), ("config_fun", STR, "config", HTTP_KINDS))),
 )
 HTTP_MODULES = ("vmq_status_http", "vmq_health_http", "vmq_metrics_http", "vmq_http_mgmt_api")
 LISTENER_OPTIONS += (
     ListenerOption("http_modules", EnumList(HTTP_MODULES), ",".join(HTTP_MODULES),
                    "HTTP modules a listener serves: vmq_status_http (/status), vmq_health_http (/health), "
-                   "vmq_metrics_http (/metrics), vmq_http_mgmt_api (/api/v1).", ("http",), False),
+                   "vmq_metrics_http (/metrics), vmq_http_mgmt_api (/api/v1).", HTTP_KINDS, False),
 )
 LISTENER_OPTION_NAMES = frozenset(option.name for option in LISTENER_OPTIONS)
 
@@ -318,6 +385,7 @@ LISTENER_OPTION_NAMES = frozenset(option.name for option in LISTENER_OPTIONS)
 _LISTENER_USES = {
     "tcp": "MQTT over TCP", "ssl": "MQTT over TLS", "ws": "MQTT over WebSocket",
     "wss": "MQTT over WebSocket with TLS", "http": "HTTP (/health, /metrics, /status, /api/v1)",
+    "https": "HTTPS (as http, over TLS: certfile, keyfile, cafile ... as the ssl listeners)",
     "vmq": "the traffic of the other cluster nodes",
     "vmqs": "the traffic of the other cluster nodes over TLS (then this node dials them over TLS too)",
 }

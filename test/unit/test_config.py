@@ -123,7 +123,7 @@ listener.ssl.s.require_certificate = on
     assert a.opts["max_connections"] == 300 and b.opts["max_connections"] == 100
     assert w.opts["max_connections"] == 500
     assert a.opts["mountpoint"] == w.opts["mountpoint"] == "top/"
-    assert a.opts["allowed_protocol_versions"] == [3, 4, 5] and b.opts["allowed_protocol_versions"] == [5]
+    assert a.opts["allowed_protocol_versions"] == [3, 4, 5, 131, 132] and b.opts["allowed_protocol_versions"] == [5]
     assert a.opts["nr_of_acceptors"] == 10 and a.opts["proxy_protocol"] is False
     assert "cafile" not in a.opts
     assert s.opts["certfile"] == "/base/cert.pem" and s.opts["require_certificate"] is True

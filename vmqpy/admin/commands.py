@@ -19,7 +19,7 @@ import gevent
 
 from vmqpy import __version__
 from vmqpy.admin.apikeys import api_keys, new_key, parse_expiry
-from vmqpy.admin.table import render_table
+from vmqpy.admin.table import FORMATS, render_json, render_table, split_format, table_document, text_document
 from vmqpy.config import ConfigError
 from vmqpy.config import Listener as ListenerSpec
 from vmqpy.config_schema import LISTENER_OPTIONS
@@ -47,6 +47,9 @@ class Table:
 
     def __str__(self) -> str:
         return render_table([{c: _cell(r.get(c)) for c in self.columns} for r in self.rows], self.columns)
+
+    def document(self) -> dict[str, Any]:
+        return table_document(self.rows, self.columns)
 
 
 def _cell(value: Any) -> str:
@@ -126,9 +129,20 @@ def execute(node: Node, argv: list[str]) -> Result:
     return asked, usage(group)
 
 
-def run_command(node: Node, argv: list[str]) -> tuple[bool, str]:
-    ok, out = execute(node, argv)
-    return ok, str(out)
+def run_command(node: Node, argv: list[str]) -> Result:
+    return execute(node, argv)
+
+
+def formatted(argv: list[str], run: Callable[[list[str]], Result]) -> tuple[bool, str]:
+    """Run `argv` without its `--format=human|json` word and print the output in that format, as
+    clique does for every VerneMQ command (a table as JSON rows, text as a text element)."""
+    argv, fmt = split_format(argv)
+    if fmt is not None and fmt not in FORMATS:
+        return False, f"Error: invalid value for --format: {fmt} (valid: {', '.join(FORMATS)})"
+    ok, out = run(argv)
+    if fmt != "json":
+        return ok, str(out)
+    return ok, render_json(out.document() if isinstance(out, Table) else text_document(str(out)), ok)
 
 
 def _subcommands(prefix: tuple[str, ...]) -> dict[str, str]:
@@ -401,9 +415,19 @@ def _find_listener(node: Node, args: Args) -> tuple[Any, Any] | None:
 
 @command("listener", "show")
 def listener_show(node: Node, args: Args) -> Result:
-    """Show all listeners: MQTT and HTTP."""
+    """Show all listeners: MQTT and HTTP (VerneMQ's columns).
+
+  --tls (-t)    also the TLS settings: tls_version certfile cafile keyfile require_certificate
+                use_identity_as_username psk_support pskfile
+  --mqtt (-m)   also allowed_protocol_versions and allow_anonymous_override"""
     rows = [listener.describe() for ls in _listener_sets(node) for listener in ls.all.values()]
-    return True, Table(rows, ["type", "status", "ip", "port", "mountpoint", "max_conns", "active_conns"])
+    columns = ["type", "status", "address", "port", "mountpoint", "max_conns", "active_conns", "all_conns"]
+    if {"tls", "t"} & set(args):
+        columns += ["tls_version", "certfile", "cafile", "keyfile", "require_certificate",
+                    "use_identity_as_username", "psk_support", "pskfile"]
+    if {"mqtt", "m"} & set(args):
+        columns += ["allowed_protocol_versions", "allow_anonymous_override"]
+    return True, Table(rows, columns)
 
 
 @command("listener", "stop")

@@ -29,7 +29,10 @@ from gevent.pywsgi import WSGIServer
 
 from vmqpy.admin.apikeys import api_keys
 from vmqpy.admin.commands import Result, Table
+from vmqpy.admin.table import text_document
+from vmqpy.broker import tls
 from vmqpy.broker.listeners import Listener, ListenerError
+from vmqpy.config_schema import HTTP_KINDS
 from vmqpy.metrics import HasSamples, prometheus_text
 
 if TYPE_CHECKING:
@@ -78,8 +81,8 @@ def _json(status: int, value: Any, headers: Iterable[tuple[str, str]] = ()) -> R
 def _command_json(output: str | Table) -> Any:
     """clique's JSON writer: a table as rows, text as text, nothing as []."""
     if isinstance(output, Table):
-        return {"type": "table", "table": [{c: r.get(c) for c in output.columns} for r in output.rows]}
-    return {"type": "text", "text": output} if output else []
+        return output.document()
+    return text_document(output) if output else []
 
 
 class App:
@@ -184,7 +187,8 @@ class HttpListeners:
         self.node = node
         self.view = view
         self.all: dict[str, HttpListener] = {
-            f"http.{spec.name}": HttpListener(spec) for spec in node.config.listeners if spec.kind == "http"}
+            f"{spec.kind}.{spec.name}": HttpListener(spec) for spec in node.config.listeners
+            if spec.kind in HTTP_KINDS}
 
     def start_all(self) -> None:
         for listener in self.all.values():
@@ -197,14 +201,20 @@ class HttpListeners:
         limit = listener.opts.get("max_connections", math.inf)
         spawn = Pool(int(limit)) if limit != math.inf else "default"
         app = App(self.node, listener.opts.get("http_modules", ()), self.view)
-        server = WSGIServer((spec.host, spec.port), app, spawn=spawn, log=None, error_log=log)
+        where = f"listener {listener.kind}.{listener.name}"
+        tls_args = {}
+        if listener.kind == "https":  # TLS as the ssl listeners have it (certfile, keyfile, cafile, ...)
+            try:
+                tls_args = {"ssl_context": tls.server_context(listener.opts)}
+            except (OSError, ValueError) as e:
+                raise ListenerError(f"{where}: TLS: {e}") from e
+        server = WSGIServer((spec.host, spec.port), app, spawn=spawn, log=None, error_log=log, **tls_args)
         try:
             server.start()
         except OSError as e:
-            raise ListenerError(f"listener http.{listener.name} on {spec.host}:{spec.port}: "
-                                f"{e.strerror or e}") from e
+            raise ListenerError(f"{where} on {spec.host}:{spec.port}: {e.strerror or e}") from e
         listener.server = server
-        log.info("listener http.%s on %s:%s started", listener.name, *listener.address)
+        log.info("%s on %s:%s started", where, *listener.address)
 
     def stop(self, listener: HttpListener, timeout: float | None = None) -> None:
         """Stop accepting; with a timeout also end open requests after that many seconds."""
@@ -212,7 +222,7 @@ class HttpListeners:
         if server is not None:
             server.close() if timeout is None else server.stop(timeout=timeout)
             listener.server = None
-            log.info("listener http.%s stopped", listener.name)
+            log.info("listener %s.%s stopped", listener.kind, listener.name)
 
     def stop_all(self) -> None:
         for listener in self.all.values():

@@ -33,8 +33,9 @@ def on_connect(s: Session, p: P.Connect) -> None:
     node.metrics.counters["mqtt_connect_received"] += 1
     level = p.proto_level
     s.proto_level = level
-    if level not in s.listener.opts.get("allowed_protocol_versions", (3, 4, 5)):
-        return s.refuse(level, R.UNSUPPORTED_PROTOCOL_VERSION, f"protocol level {level} not allowed")
+    wire_level = level | 0x80 if p.bridge else level  # VerneMQ's 131/132: a bridge's 3.1/3.1.1
+    if wire_level not in s.listener.opts.get("allowed_protocol_versions", (3, 4, 5, 131, 132)):
+        return s.refuse(level, R.UNSUPPORTED_PROTOCOL_VERSION, f"protocol level {wire_level} not allowed")
     if node.overload.active:
         node.metrics.counters["overload_connect_refused"] += 1
         return s.refuse(level, R.SERVER_BUSY, "node overloaded")
@@ -60,7 +61,7 @@ def on_connect(s: Session, p: P.Connect) -> None:
         except auth.AuthFailed as e:
             return s.refuse(level, e.reason_code, str(e))
         return None if result is None else finish(s, p, result)
-    if not cfg["allow_anonymous"] and not _auth_register(s, p, props):
+    if not node.anonymous_allowed(s) and not _auth_register(s, p, props):
         return None
     return finish(s, p, None)
 
@@ -130,12 +131,13 @@ def _connack_props(s: Session, p: P.Connect, props: dict, auth_props: dict | Non
 
 def _auth_register(s: Session, p: P.Connect, props: dict) -> bool:
     hooks = s.node.hooks
+    plugins = s.listener.opts.get("auth_plugins", ())
     if p.proto_level == 5:
         res, val = hooks.all_till_ok("auth_on_register_m5", s.peer, s.sid, p.username, p.password,
-                                     p.clean_start, props)
+                                     p.clean_start, props, plugins=plugins)
     else:
         res, val = hooks.all_till_ok("auth_on_register", s.peer, s.sid, p.username, p.password,
-                                     p.clean_start)
+                                     p.clean_start, plugins=plugins)
     if res == "ok":
         _apply_register_modifiers(s, val)
         return True

@@ -12,6 +12,7 @@ socket's watcher); the others keep the greenlet.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TYPES = {"tcp": "mqtt", "ssl": "mqtts", "ws": "mqttws", "wss": "mqttwss", "http": "http"}  # as vmq-admin shows
+TYPES = {"tcp": "mqtt", "ssl": "mqtts", "ws": "mqttws", "wss": "mqttwss", "http": "http",
+         "https": "https"}  # as vmq-admin shows
 
 
 class ListenerError(Exception):
@@ -80,10 +82,19 @@ class Listener:
 
     def describe(self) -> dict:
         host, port = self.address
+        opts = self.opts
         return {"type": TYPES[self.kind], "name": self.name,
-                "status": "running" if self.running else "stopped", "ip": host, "port": port,
-                "mountpoint": self.opts.get("mountpoint", ""),
-                "max_conns": self.opts.get("max_connections", 0), "active_conns": self.connections}
+                "status": "running" if self.running else "stopped", "address": host, "port": port,
+                "mountpoint": opts.get("mountpoint", ""), "max_conns": opts.get("max_connections", 0),
+                # open connections; vmqpy has no ranch connections removed from the count (all = active)
+                "active_conns": self.connections, "all_conns": self.connections,
+                "tls_version": opts.get("tls_version", ""), "certfile": opts.get("certfile", ""),
+                "cafile": opts.get("cafile", ""), "keyfile": opts.get("keyfile", ""),
+                "require_certificate": opts.get("require_certificate", False),
+                "use_identity_as_username": opts.get("use_identity_as_username", False),
+                "psk_support": opts.get("psk_support", False), "pskfile": opts.get("pskfile", ""),
+                "allowed_protocol_versions": ",".join(map(str, opts.get("allowed_protocol_versions", ()))),
+                "allow_anonymous_override": opts.get("allow_anonymous_override", False)}
 
 
 class Listeners:
@@ -172,7 +183,8 @@ class Listeners:
         """TLS handshake (ssl, wss) and WebSocket upgrade (ws, wss); None when either fails."""
         try:
             if listener.tls is not None:
-                sock = tls.handshake(listener.tls, sock, CONNECT_TIMEOUT)
+                sock = tls.handshake(listener.tls, sock, _ms(listener.opts["tls_handshake_timeout"]))
+                _check_depth(listener, sock)
             if listener.kind in ("ws", "wss"):
                 sock = websocket.accept(sock, CONNECT_TIMEOUT)
             return sock
@@ -183,3 +195,15 @@ class Listeners:
 
     def connection_closed(self, session: Session) -> None:
         session.listener.connections -= 1
+
+
+def _ms(value: float) -> float | None:
+    """A timeout in milliseconds (or infinity) as gevent's seconds (None: none)."""
+    return None if value == math.inf else value / 1000
+
+
+def _check_depth(listener: Listener, sock) -> None:
+    """A verified client certificate chain longer than the listener's `depth` intermediates is refused."""
+    cert = sock.getpeercert() if listener.opts.get("require_certificate") else None
+    if cert and tls.intermediates(listener.tls, cert) > listener.opts["depth"]:
+        raise OSError(f"client certificate chain has more than depth = {listener.opts['depth']} intermediate CAs")

@@ -109,6 +109,10 @@ class Node:
         if name in self._hook_names:
             self.hooks.all(name, *args)
 
+    def anonymous_allowed(self, session) -> bool:
+        """allow_anonymous, or the session's listener has allow_anonymous_override."""
+        return self.config["allow_anonymous"] or session.listener.opts.get("allow_anonymous_override", False)
+
     def authorize_publish(self, session, msg: Msg) -> bool:
         """Run auth_on_publish(_m5); apply its modifiers to `msg`. False = denied."""
         v5 = session.proto_level == 5
@@ -117,11 +121,11 @@ class Node:
         active = self._hook_names
         if name not in active:
             # No plugin decides: open only where anonymous access is allowed.
-            return self.config["allow_anonymous"]
+            return self.anonymous_allowed(session)
         args = (session.username, session.sid, msg.qos, msg.topic, msg.payload, msg.retain)
         if v5:
             args += (msg.properties or {},)
-        res, mods = hooks.all_till_ok(name, *args)
+        res, mods = hooks.all_till_ok(name, *args, plugins=session.authz_plugins)
         if res != "ok":
             self.metrics.counters["mqtt_publish_auth_error"] += 1
             return False
@@ -150,10 +154,10 @@ class Node:
         name = "auth_on_subscribe_m5" if v5 else "auth_on_subscribe"
         refused = 0x87 if v5 else 0x80
         if not self.hooks.active(name):
-            ok = self.config["allow_anonymous"]
+            ok = self.anonymous_allowed(session)
             return [(f, qos if ok else refused) for f, qos in topics]
         res, mods = self.hooks.all_till_ok(name, session.username, session.sid, topics,
-                                           *((props or {},) if v5 else ()))
+                                           *((props or {},) if v5 else ()), plugins=session.authz_plugins)
         if res != "ok":
             self.metrics.counters["mqtt_subscribe_auth_error"] += 1
             return [(f, refused) for f, _ in topics]

@@ -111,6 +111,7 @@ class Session:
                  "in_quota", "aliases_in", "aliases_out", "throttle", "auth", "auth_method", "_qos1_in",
                  "_acks", "_rel_new", "_losses", "_suppress_will", "_reader", "_writable", "_timer", "_reading",
                  "_out", "_done", "_window", "session_ended", "_raw", "bytes_in", "bytes_out",
+                 "authz_plugins", "_lifetime",
                  "__dict__")
 
     def __init__(self, node: Node, sock: socket.socket, peer: tuple, listener) -> None:
@@ -119,6 +120,8 @@ class Session:
         self.peer = (peer[0], peer[1]) if peer else ("", 0)
         self.listener = listener
         self.mountpoint: str = listener.opts.get("mountpoint", "") or ""
+        self.authz_plugins: tuple[str, ...] = listener.opts.get("authz_plugins", ())  # empty: every plugin
+        self._lifetime = None  # max_connection_lifetime's timer
         self.decoder = Decoder(max_packet_size=node.config["max_message_size"])
         self.proto_level = 0
         self.client_id = ""
@@ -174,6 +177,10 @@ class Session:
         else:
             self.sock.settimeout(None)
         self._set_timer(CONNECT_TIMEOUT)
+        lifetime = self.listener.opts.get("max_connection_lifetime")
+        if lifetime:  # from the connection's start, as VerneMQ's
+            self._lifetime = loop.timer(lifetime)
+            self._lifetime.start(lambda: gevent.spawn(self.kick, R.MAXIMUM_CONNECT_TIME, "max_connection_lifetime"))
         self._step()
 
     def _wake(self) -> None:
@@ -568,6 +575,8 @@ class Session:
         if self._done:
             return
         self._done = True
+        if self._lifetime is not None:
+            self._lifetime.close()
         self.close()
         node = self.node
         counters = node.metrics.counters

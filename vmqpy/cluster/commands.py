@@ -30,7 +30,7 @@ FIRST_ONLY = [("retain", "show"), ("api-key",), ("cluster", "show"), ("cluster",
 COMBINED: dict[tuple[str, ...], tuple[str, ...] | None] = {
     ("node", "status"): None,
     ("store", "show"): None,
-    ("listener", "show"): ("status", "active_conns"),
+    ("listener", "show"): ("status", "active_conns", "all_conns"),
     ("webhooks", "cache", "show"): ("value",),
 }
 LIMITED = [("session", "show")]  # rows concatenated, then --limit applied to the node's rows
