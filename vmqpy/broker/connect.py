@@ -52,6 +52,8 @@ def on_connect(s: Session, p: P.Connect) -> None:
     s.sid = (s.mountpoint, client_id)
     if s.listener.opts.get("use_identity_as_username"):  # the client certificate's CN, as VerneMQ's preauth
         p.username = tls.common_name(s.sock) or p.username
+    elif s.preauth is not None:  # the CN a proxy sent (PROXY v2 TLV, X-Forwarded CN header)
+        p.username = s.preauth
     s.username = p.username
     method = props.get("authentication_method") if level == 5 else None
     if method is not None:

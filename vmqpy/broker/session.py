@@ -111,13 +111,14 @@ class Session:
                  "in_quota", "aliases_in", "aliases_out", "throttle", "auth", "auth_method", "_qos1_in",
                  "_acks", "_rel_new", "_losses", "_suppress_will", "_reader", "_writable", "_timer", "_reading",
                  "_out", "_done", "_window", "session_ended", "_raw", "bytes_in", "bytes_out",
-                 "authz_plugins", "_lifetime",
+                 "authz_plugins", "_lifetime", "preauth",
                  "__dict__")
 
     def __init__(self, node: Node, sock: socket.socket, peer: tuple, listener) -> None:
         self.node = node
         self.sock = sock
         self.peer = (peer[0], peer[1]) if peer else ("", 0)
+        self.preauth: str | None = peer[2] if peer and len(peer) > 2 else None  # username a proxy vouched for
         self.listener = listener
         self.mountpoint: str = listener.opts.get("mountpoint", "") or ""
         self.authz_plugins: tuple[str, ...] = listener.opts.get("authz_plugins", ())  # empty: every plugin

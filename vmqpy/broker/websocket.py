@@ -79,7 +79,12 @@ def accept(sock: socket.socket, timeout: float) -> WebSocket:
         else:
             _refuse(sock, 400, f"unexpected {type(event).__name__} in the WebSocket handshake")
     sock.sendall(_upgrade(sock, request))
-    return WebSocket(sock, http.trailing_data[0])  # bytes sent right behind the request are frames
+    ws = WebSocket(sock, http.trailing_data[0])  # bytes sent right behind the request are frames
+    ws.request_headers = {}  # lower-case name -> value (repeated headers joined by commas)
+    for name, value in request.headers:
+        key, text = name.decode("latin-1"), value.decode("latin-1")
+        ws.request_headers[key] = f"{ws.request_headers[key]},{text}" if key in ws.request_headers else text
+    return ws
 
 
 def _upgrade(sock: socket.socket, request: h11.Request) -> bytes:

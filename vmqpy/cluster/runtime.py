@@ -177,7 +177,7 @@ class WorkerRuntime:
             sock.close()  # its owner is restarting: the client reconnects
             return None
         # detach: the server closes the accepted socket object when we return
-        peer.handoff((iw.T_HANDOFF, f"{listener.kind}.{listener.name}", tuple(addr[:2]), data), sock.detach())
+        peer.handoff((iw.T_HANDOFF, f"{listener.kind}.{listener.name}", tuple(addr), data), sock.detach())
         return None
 
     def _admit(self, listener: Listener, sock: socket.socket, addr) -> socket.socket | None:
