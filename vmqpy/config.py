@@ -92,6 +92,7 @@ class Config:
         self._external: dict[str, str] = {}  # settings of plugins the schema does not know
         self._parsed: dict[str, Any] = {}  # cache: key -> value of its text or default
         self._resolving: set[str] = set()
+        self._orphans: dict[str, str] = {}  # options of undefined listeners -> why they are ignored
         self._read(text)
         for name in [*self._raw, *(key.name for key in KEYS if not key.is_pattern)]:
             self.get(name)  # parse everything now: a bad value must stop the node at start
@@ -133,8 +134,13 @@ class Config:
         for name in self._raw:
             key, variables = lookup(name)
             for required in (fill(template, variables) for template in key.requires):
-                if required not in self._raw:
-                    raise ConfigError(self.path, self._lines.get(name), name, f"{required} is not set")
+                if required in self._raw:
+                    continue
+                if _ADDRESS_KEYS.get(lookup(required)[0].name):
+                    # an option of a listener that is not defined: VerneMQ ignores it, so do we (logged)
+                    self._orphans[name] = f"{required} is not set, so there is no such listener"
+                    continue
+                raise ConfigError(self.path, self._lines.get(name), name, f"{required} is not set")
 
     # -- values -------------------------------------------------------------------------------------------
 
@@ -243,7 +249,8 @@ class Config:
 
     def ignored(self) -> list[tuple[str, str]]:
         """(key, why) of every key set in the file that is accepted from VerneMQ but has no effect here."""
-        return [(name, key.ignored) for name, key in ((n, lookup(n)[0]) for n in self._raw) if key.ignored]
+        return [(name, self._orphans.get(name) or f"no effect in vmqpy: {key.ignored}")
+                for name, key in ((n, lookup(n)[0]) for n in self._raw) if key.ignored or name in self._orphans]
 
     def schema_doc(self) -> list[tuple[str, str, str, bool]]:
         """(key, default, doc, runtime-settable) for every schema key; `$var` segments read `<var>`."""

@@ -480,7 +480,7 @@ def _new_mqtt_listener(node: Node, args: Args) -> tuple[Any, str] | str:
         port = int(args["port"])
     except ValueError:
         return "Error: port must be a number"
-    opts = {o.name: node.config[f"listener.tcp.{o.name}"] for o in LISTENER_OPTIONS if "tcp" in o.kinds}
+    opts = {o.name: node.config.get(f"listener.tcp.{o.name}") for o in LISTENER_OPTIONS if "tcp" in o.kinds}
     if "mountpoint" in args:
         opts["mountpoint"] = args["mountpoint"]
     if "max_connections" in args:

@@ -59,7 +59,7 @@ def cmd_console(path: str) -> int:
     cfg = load_config(path)
     log.setup(cfg)
     for key, why in cfg.ignored():
-        logging.getLogger("vmqpy.config").info("ignored: %s (no effect in vmqpy: %s)", key, why)
+        logging.getLogger("vmqpy.config").info("ignored: %s (%s)", key, why)
     check_ulimit()
     from vmqpy.admin.rpc import ping
 
