@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from pending import PENDING, PENDING_APPS  # noqa: E402
 
-from vmqpy.config_schema import lookup  # noqa: E402
+from vmqpy.config_schema import Key, lookup  # noqa: E402
 
 
 def table() -> list[dict]:
@@ -36,12 +36,18 @@ def sample_name(key: str) -> str:
     return re.sub(r"\$\w+", "default", key)
 
 
+def vmqpy_key(key: str) -> Key | None:
+    """vmqpy's declaration of VerneMQ's `key` (None: vmqpy refuses it)."""
+    found = lookup(sample_name(key))
+    if found and "$" not in key and re.fullmatch(r"listener\.\w+\.\$name", found[0].name):
+        return None  # vmqpy would read VerneMQ's option (listener.tcp.buffer_sizes) as a listener's address
+    return found[0] if found else None
+
+
 def classify(row: dict) -> str:
-    found = lookup(sample_name(row["key"]))
-    if found and "$" not in row["key"] and re.fullmatch(r"listener\.\w+\.\$name", found[0].name):
-        found = None  # vmqpy would read VerneMQ's option (listener.tcp.buffer_sizes) as a listener's address
+    found = vmqpy_key(row["key"])
     if found:
-        return "no-op" if found[0].ignored else "honoured"
+        return "no-op" if found.ignored else "honoured"
     if row["key"] in PENDING or row["app"] in PENDING_APPS:
         return "pending"
     return "missing"
