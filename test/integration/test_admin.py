@@ -266,3 +266,27 @@ def test_bin_vmq_admin_subprocess(broker, cid):
     out = subprocess.run([*vmq_admin, "bogus"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "Usage: vmq-admin <sub-command>" in out.stdout
     client.disconnect()
+
+
+def test_format_json_on_tables_text_and_errors(broker, cid):
+    import json
+
+    client = Paho(broker.port, cid)
+    client.connect()
+    ok, out = broker.admin("session", "show", f"--client_id={cid}", "--client_id", "--is_online",
+                           "--format=json")
+    assert ok and json.loads(out) == {"type": "table", "table": [{"client_id": cid, "is_online": True}]}
+    ok, out = broker.admin("listener", "show", "--mqtt", "--format=json")
+    [row] = [r for r in json.loads(out)["table"] if r["port"] == broker.port]  # a number, as VerneMQ's
+    assert row["address"] == "127.0.0.1" and row["all_conns"] >= 1 and row["type"] == "mqtt"
+    assert row["allowed_protocol_versions"] == "3,4,5,131,132" and row["allow_anonymous_override"] is False
+    ok, out = broker.admin("show", "max_inflight_messages", "--format=json")
+    assert ok and json.loads(out)["type"] == "table"
+    ok, out = broker.admin("session", "show", "--nonsense", "--format=json")
+    assert not ok and json.loads(out)["type"] == "alert"
+    ok, out = broker.admin("listener", "show", "--format=xml")
+    assert not ok and "--format" in out
+    text = subprocess.run([str(REPO / "bin" / "vmq-admin"), "--config", str(broker.conf_path), "listener",
+                           "show", "--format=json"], capture_output=True, text=True, timeout=60)
+    assert text.returncode == 0 and json.loads(text.stdout)["type"] == "table"
+    client.disconnect()

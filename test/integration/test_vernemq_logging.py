@@ -1,0 +1,45 @@
+"""VerneMQ 2.x's log keys on a real node: levels (notice), JSON lines, size rotation with compression."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+from broker import wait_until
+from clients import Raw
+
+
+def refuse_clients(node, cid: str, n: int) -> None:
+    """Each refused CONNECT logs one info line ("refused client ...")."""
+    for i in range(n):
+        raw = Raw(node.port)
+        assert raw.connect(f"{cid}-{i}", username="nobody", password=b"x").reason_code == 5
+        raw.close()
+
+
+def test_json_lines_and_notice_level(make_broker, cid):
+    node = make_broker({"allow_anonymous": "off", "log.console": "file", "log.console.level": "notice",
+                        "log.console.file.format": "json", "listener.tcp.default.max_connections": "1"})
+    refuse_clients(node, cid, 2)  # info: below notice, not written
+    first = Raw(node.port)
+    second = Raw(node.port)
+    assert second.closed_by_broker()  # max_connections: a warning
+    first.close()
+    node.stop()
+    lines = node.log_path.read_text().splitlines()
+    docs = [json.loads(line) for line in lines]
+    assert docs and all({"time", "level", "msg", "pid", "logger"} <= set(d) for d in docs)
+    assert not [d for d in docs if d["level"] in ("debug", "info")]
+    assert not [d for d in docs if "refused client" in d["msg"]]
+    assert [d for d in docs if d["level"] == "warning" and "max_connections" in d["msg"]]
+
+
+def test_size_rotation_keeps_and_compresses(make_broker, cid):
+    node = make_broker({"allow_anonymous": "off", "log.console": "file", "log.console.rotation.size": "1KB",
+                        "log.console.rotation.keep": "2", "log.console.rotation.compress_on_rotate": "on"})
+    log_dir = node.log_path.parent
+    refuse_clients(node, cid, 40)  # ~100 bytes a line: several rotations
+    wait_until(lambda: (log_dir / "console.log.2.gz").exists(), what="two rotated, compressed logs")
+    assert not (log_dir / "console.log.3.gz").exists()  # keep = 2
+    assert "refused client" in gzip.decompress((log_dir / "console.log.1.gz").read_bytes()).decode()
+    assert node.log_path.stat().st_size <= 1024 + 512
