@@ -238,8 +238,7 @@ def config_set(node: Node, args: Args) -> Result:
     if not changes:
         return _usage_error("set KEY=VALUE ... [--all]")
     try:
-        for key, value in changes.items():
-            node.config.set(key, value)
+        node.change_config(changes)
     except ConfigError as e:
         return False, f"Error: {e}"
     if "all" in args.bare and node.cluster is not None:

@@ -104,6 +104,14 @@ class Node:
         self.stopped.set()
         log.info("node %s stopped", self.name)
 
+    def change_config(self, changes: dict[str, str]) -> None:
+        """Set runtime keys (vmq-admin set, or set --all arriving from another node); then the plugins'
+        on_config_change hook gets {key: new typed value}, as VerneMQ's change_config. Raises ConfigError
+        (nothing changed after the first bad key)."""
+        for key, value in changes.items():
+            self.config.set(key, value)
+        self.hooks_event("on_config_change", {key: self.config[key] for key in changes})
+
     # -- hooks --------------------------------------------------------------
     def hooks_event(self, name: str, *args) -> None:
         if name in self._hook_names:
