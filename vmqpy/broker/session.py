@@ -111,7 +111,7 @@ class Session:
                  "in_quota", "aliases_in", "aliases_out", "throttle", "auth", "auth_method", "_qos1_in",
                  "_acks", "_rel_new", "_losses", "_suppress_will", "_reader", "_writable", "_timer", "_reading",
                  "_out", "_done", "_window", "session_ended", "_raw", "bytes_in", "bytes_out",
-                 "authz_plugins", "_lifetime", "preauth",
+                 "authz_plugins", "_lifetime", "preauth", "started_at",
                  "__dict__")
 
     def __init__(self, node: Node, sock: socket.socket, peer: tuple, listener) -> None:
@@ -123,6 +123,7 @@ class Session:
         self.mountpoint: str = listener.opts.get("mountpoint", "") or ""
         self.authz_plugins: tuple[str, ...] = listener.opts.get("authz_plugins", ())  # empty: every plugin
         self._lifetime = None  # max_connection_lifetime's timer
+        self.started_at = int(time.time() * 1000)  # session show --session_started_at (ms)
         self.decoder = Decoder(max_packet_size=node.config["max_message_size"])
         self.proto_level = 0
         self.client_id = ""
