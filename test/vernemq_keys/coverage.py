@@ -2,6 +2,7 @@
 """How much of VerneMQ's config vmqpy covers: every key of keys.json as honoured, no-op, pending or missing.
 
     .venv/bin/python test/vernemq_keys/coverage.py [--list missing|pending|no-op|honoured]
+    .venv/bin/python test/vernemq_keys/coverage.py --metrics   # starts a node, scrapes its /metrics
 
 honoured: declared in vmqpy/config_schema.py (and not a no-op), so vmqpy does what the key says;
 no-op: accepted, documented, logged as ignored (vmqpy/config_ignored.py);
@@ -56,7 +57,10 @@ def classify(row: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--list", choices=("missing", "pending", "no-op", "honoured"))
+    parser.add_argument("--metrics", action="store_true", help="VerneMQ's metric names a node exports")
     args = parser.parse_args()
+    if args.metrics:
+        return print_metrics()
     rows = table()
     classes = {row["key"]: classify(row) for row in rows}
     if args.list:
@@ -75,6 +79,30 @@ def main() -> None:
 
 
 CLASSES = ("honoured", "no-op", "pending", "missing")
+
+
+def print_metrics() -> None:
+    """Start a node (default config, an HTTP listener), scrape /metrics, count VerneMQ's names in it."""
+    import tempfile
+    import urllib.request
+
+    sys.path.insert(0, os.path.dirname(HERE))
+    from broker import Broker, free_port
+    from metric_names import NAMESPACE, matching, vernemq_metrics
+
+    port = free_port()
+    with tempfile.TemporaryDirectory() as root:
+        node = Broker(root, {"listener.http.default": f"127.0.0.1:{port}"}).start()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+                text = reply.read().decode()
+        finally:
+            node.stop()
+            node.cleanup()
+    names = [m["name"] for m in vernemq_metrics()]
+    found = set(matching(text))
+    print(f"VerneMQ's metrics under {NAMESPACE}<name> with VerneMQ's type: {len(found)} of {len(names)}")
+    print("  not exported: " + " ".join(n for n in names if n not in found))
 
 if __name__ == "__main__":
     main()
