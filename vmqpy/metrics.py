@@ -134,19 +134,44 @@ COUNTING_GAUGES = frozenset({"system_context_switches", "system_gc_count", "syst
                              "system_runtime", "system_wallclock"})
 
 
+# The counters VerneMQ labels by mqtt_version (vmq_metrics.erl): "4" for MQTT 3.1 and 3.1.1, "5".
+BY_VERSION = frozenset({
+    "mqtt_connect_received", "mqtt_publish_received", "mqtt_puback_received", "mqtt_pubrec_received",
+    "mqtt_pubrel_received", "mqtt_pubcomp_received", "mqtt_subscribe_received", "mqtt_unsubscribe_received",
+    "mqtt_pingreq_received", "mqtt_disconnect_received", "mqtt_connack_accepted_sent",
+    "mqtt_connack_unacceptable_protocol_sent", "mqtt_connack_identifier_rejected_sent",
+    "mqtt_connack_server_unavailable_sent", "mqtt_connack_bad_credentials_sent",
+    "mqtt_connack_not_authorized_sent", "mqtt_publish_sent", "mqtt_puback_sent", "mqtt_pubrec_sent",
+    "mqtt_pubrel_sent", "mqtt_pubcomp_sent", "mqtt_suback_sent", "mqtt_unsuback_sent", "mqtt_pingresp_sent",
+    "mqtt_publish_auth_error", "mqtt_subscribe_auth_error", "mqtt_invalid_msg_size_error",
+    "mqtt_puback_invalid_error", "mqtt_pubrec_invalid_error", "mqtt_pubcomp_invalid_error",
+    "mqtt_publish_error", "mqtt_subscribe_error", "mqtt_unsubscribe_error", "client_keepalive_expired",
+    "mqtt_disconnect_sent", "mqtt_connack_sent", "mqtt_auth_sent", "mqtt_auth_received",
+})
+VERSION_LABEL = "mqtt_version"
+
+
 @dataclass(frozen=True)
 class Sample:
     kind: str  # "counter" or "gauge"
     name: str
     value: float
     description: str
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 class Metrics:
     def __init__(self) -> None:
+        # A session counts in the dict of its protocol (Session.counters): MQTT 5 sessions in counters5,
+        # everything else here. A counter's value is the sum; Prometheus shows the two as mqtt_version.
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.counters5: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.gauges: dict[str, Callable[[], float]] = {}
         self.live: dict[str, Callable[[], int]] = {}
+
+    def for_level(self, proto_level: int) -> dict[str, int]:
+        """The counters dict a session of MQTT protocol level `proto_level` counts in."""
+        return self.counters5 if proto_level == 5 else self.counters
 
     def inc(self, name: str, n: int = 1) -> None:
         self.counters[name] += n
@@ -163,19 +188,26 @@ class Metrics:
     def snapshot(self) -> dict[str, float]:
         return {s.name: s.value for s in self.samples()}
 
-    def samples(self) -> Iterator[Sample]:
-        """Every metric, counters first, each group sorted by name."""
-        for name in sorted(self.counters):
+    def samples(self, labelled: bool = False) -> Iterator[Sample]:
+        """Every metric, counters first, each group sorted by name; `labelled`: the counters VerneMQ
+        labels by mqtt_version as one sample per version, as its Prometheus output has them."""
+        v3, v5 = self.counters, self.counters5
+        for name in sorted(v3):
             live = self.live.get(name)
-            value = self.counters[name] + (live() if live is not None else 0)
-            yield Sample("counter", name, value, COUNTERS.get(name, name))
+            value = v3[name] + v5[name] + (live() if live is not None else 0)
+            description = COUNTERS.get(name, name)
+            if labelled and name in BY_VERSION:
+                yield Sample("counter", name, v3[name], description, ((VERSION_LABEL, "4"),))
+                yield Sample("counter", name, v5[name], description, ((VERSION_LABEL, "5"),))
+            else:
+                yield Sample("counter", name, value, description)
         for name in sorted(self.gauges):
             kind = "counter" if name in COUNTING_GAUGES else "gauge"
             yield Sample(kind, name, self.gauges[name](), GAUGES.get(name, name))
 
 
 class HasSamples(Protocol):
-    def samples(self) -> Iterator[Sample]: ...
+    def samples(self, labelled: bool = False) -> Iterator[Sample]: ...
 
 
 # -- several workers' figures -> the node's (nr_of_workers > 1, docs/workers.md) -----------------------------
@@ -200,21 +232,21 @@ class Summed:
 
     items: tuple[Sample, ...]
 
-    def samples(self) -> Iterator[Sample]:
-        return iter(self.items)
+    def samples(self, labelled: bool = False) -> Iterator[Sample]:
+        return iter(self.items)  # labelled or not as the workers' samples it was summed from
 
 
-def sum_samples(per_worker: Iterable[Iterable[tuple[str, str, float]]]) -> Summed:
-    """(kind, name, value) triples of every worker -> the node's samples, in `Metrics.samples()` order.
+def sum_samples(per_worker: Iterable[Iterable[tuple]]) -> Summed:
+    """(kind, name, value[, labels]) of every worker -> the node's samples, in `Metrics.samples()` order.
     A metric some workers lack (system_wallclock runs where $SYS does) combines what there is."""
-    values: dict[tuple[str, str], list[float]] = {}
-    for triples in per_worker:
-        for kind, name, value in triples:
-            values.setdefault((kind, name), []).append(value)
-    order = sorted(values, key=lambda kn: (kn[0] != "counter", kn[1]))
-    return Summed(tuple(Sample(kind, name, combine(name, values[kind, name]),
-                               COUNTERS.get(name) or GAUGES.get(name, name))
-                        for kind, name in order))
+    values: dict[tuple, list[float]] = {}
+    for samples in per_worker:
+        for kind, name, value, *labels in samples:
+            values.setdefault((kind, name, tuple(map(tuple, labels[0])) if labels else ()), []).append(value)
+    order = sorted(values, key=lambda knl: (knl[0] != "counter", knl[1], knl[2]))
+    return Summed(tuple(Sample(kind, name, combine(name, values[kind, name, labels]),
+                               COUNTERS.get(name) or GAUGES.get(name, name), labels)
+                        for kind, name, labels in order))
 
 
 def fmt_value(value: float) -> str:
@@ -234,17 +266,20 @@ _NAME_OK = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 def prometheus_text(metrics: HasSamples, labels: dict[str, str], namespace: str = "") -> str:
     """The Prometheus text exposition format (0.0.4): VerneMQ's names after `namespace`
-    (prometheus_namespace, vernemq_ by default, as vmq_metrics_http), no `_total` suffix."""
-    label_text = ",".join(f'{k}="{v.translate(_LABEL_ESCAPES)}"' for k, v in labels.items())
-    suffix = "{" + label_text + "}" if label_text else ""
+    (prometheus_namespace, vernemq_ by default, as vmq_metrics_http), no `_total` suffix, VerneMQ's
+    mqtt_version label where it has one; HELP and TYPE once a name."""
     lines = []
-    for s in metrics.samples():
+    described = set()
+    for s in metrics.samples(labelled=True):
         name = namespace + s.name
         if not _NAME_OK.fullmatch(name):
             continue
-        lines.append(f"# HELP {name} {s.description.translate(_HELP_ESCAPES)}")
-        lines.append(f"# TYPE {name} {s.kind}")
-        lines.append(f"{name}{suffix} {fmt_value(s.value)}")
+        if name not in described:
+            described.add(name)
+            lines.append(f"# HELP {name} {s.description.translate(_HELP_ESCAPES)}")
+            lines.append(f"# TYPE {name} {s.kind}")
+        label_text = ",".join(f'{k}="{v.translate(_LABEL_ESCAPES)}"' for k, v in (*labels.items(), *s.labels))
+        lines.append(f"{name}{{{label_text}}} {fmt_value(s.value)}" if label_text else f"{name} {fmt_value(s.value)}")
     return "\n".join(lines) + "\n"
 
 

@@ -85,8 +85,8 @@ def test_metrics_in_prometheus_text_format(node, cid):
     assert "# TYPE vernemq_mqtt_publish_received counter\n" in text
     assert "# TYPE vernemq_active_mqtt_connections gauge\n" in text
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    [sample] = families["vernemq_mqtt_publish_received"].samples
-    assert sample.labels == {"node": "VerneMQ@127.0.0.1"} and sample.value >= 3
+    [sample] = [s for s in families["vernemq_mqtt_publish_received"].samples if s.labels["mqtt_version"] == "4"]
+    assert sample.labels == {"node": "VerneMQ@127.0.0.1", "mqtt_version": "4"} and sample.value >= 3
     assert families["vernemq_active_mqtt_connections"].type == "gauge"
     assert families["vernemq_active_mqtt_connections"].samples[0].value >= 1
     client.disconnect()

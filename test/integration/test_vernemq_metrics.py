@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from broker import free_port
-from clients import Paho
+from clients import Paho, Raw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "vernemq_keys"))
 from metric_names import NOT_EXPORTED, families, matching, vernemq_metrics  # noqa: E402
@@ -56,3 +56,24 @@ def test_connection_gauges_split_mqtt_and_websocket(node, cid):
     assert values["vernemq_active_mqtt_connections"] == 1
     assert values["vernemq_active_mqttws_connections"] == 0
     assert values["vernemq_total_active_connections"] == 1
+
+
+def test_counters_by_mqtt_version_as_vernemq_labels_them(node, cid):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    v3, v5 = Paho(node.port, f"{cid}-3"), Paho(node.port, f"{cid}-5", version=5)
+    for client in (v3, v5):
+        client.connect()
+    v5.publish(f"{cid}/t", "x", 1)
+    v5.publish(f"{cid}/t", "y", 1)
+    v3.publish(f"{cid}/t", "z", 1)
+    refused = Raw(node.port, 5)
+    assert refused.connect("x" * 101).reason_code == 0x85  # longer than max_client_id_size: refused
+    [family] = [f for f in text_string_to_metric_families(scrape(node)) if f.name == "vernemq_mqtt_publish_received"]
+    by_version = {s.labels["mqtt_version"]: s.value for s in family.samples}
+    assert by_version == {"4": 1, "5": 2} and all(s.labels["node"] for s in family.samples)
+    text = scrape(node)
+    assert text.count("# TYPE vernemq_mqtt_publish_received counter") == 1  # HELP/TYPE once a name
+    assert 'vernemq_mqtt_connack_identifier_rejected_sent{node="VerneMQ@127.0.0.1",mqtt_version="5"} 1' in text
+    ok, out = node.admin("metrics", "show")  # $SYS, Graphite and metrics show: the totals
+    assert ok and "counter.mqtt_publish_received = 3" in out

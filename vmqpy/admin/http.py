@@ -53,7 +53,7 @@ class OpsView(Protocol):
     """The node as its operators see it (services.LocalView, or cluster.ops.WorkersView summing
     the workers): what /health, /metrics, /status.json, /api/v1, $SYS and Graphite show."""
 
-    def metrics(self) -> HasSamples: ...
+    def metrics(self, labelled: bool = False) -> HasSamples: ...
     def status(self) -> dict[str, Any]: ...
     def health(self) -> list[str]: ...
     def execute(self, argv: list[str]) -> Result: ...
@@ -132,7 +132,7 @@ class App:
         return _health(offline + self.view.health())
 
     def metrics(self, environ: dict) -> Response:
-        text = prometheus_text(self.view.metrics(), {"node": self.node.name},
+        text = prometheus_text(self.view.metrics(labelled=True), {"node": self.node.name},
                                self.node.config["prometheus_namespace"])
         return 200, [("Content-Type", PROMETHEUS_TYPE)], text.encode()
 

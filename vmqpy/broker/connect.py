@@ -30,9 +30,10 @@ def v5_expiry(interval: int) -> float | None:
 def on_connect(s: Session, p: P.Connect) -> None:
     node = s.node
     cfg = node.config
-    node.metrics.counters["mqtt_connect_received"] += 1
     level = p.proto_level
     s.proto_level = level
+    s.counters = node.metrics.for_level(level)
+    s.counters["mqtt_connect_received"] += 1
     wire_level = level | 0x80 if p.bridge else level  # VerneMQ's 131/132: a bridge's 3.1/3.1.1
     if wire_level not in s.listener.opts.get("allowed_protocol_versions", (3, 4, 5, 131, 132)):
         return s.refuse(level, R.UNSUPPORTED_PROTOCOL_VERSION, f"protocol level {wire_level} not allowed")
@@ -106,7 +107,7 @@ def finish(s: Session, p: P.Connect, auth_props: dict | None) -> None:
     node.sessions.add(s)
     connack_props = _connack_props(s, p, props, auth_props) if level == 5 else None
     s.send_connack(P.Connack(present, 0, connack_props), level)
-    node.metrics.counters["mqtt_connack_accepted_sent"] += 1
+    s.counters["mqtt_connack_accepted_sent"] += 1
     queue.start_delivery(s)
     s.keep_alive()
     node.hooks_event("on_register_m5" if level == 5 else "on_register", s.peer, s.sid, s.username,

@@ -136,7 +136,7 @@ class Node:
         plugins = session.authz_plugins  # a listener's authz_plugins; the plain call when none (hot path)
         res, mods = hooks.all_till_ok(name, *args, plugins=plugins) if plugins else hooks.all_till_ok(name, *args)
         if res != "ok":
-            self.metrics.counters["mqtt_publish_auth_error"] += 1
+            session.counters["mqtt_publish_auth_error"] += 1
             return False
         if mods:
             msg.received = None  # rewritten: the frame it came in is no longer what goes out
@@ -168,7 +168,7 @@ class Node:
         res, mods = self.hooks.all_till_ok(name, session.username, session.sid, topics,
                                            *((props or {},) if v5 else ()), plugins=session.authz_plugins)
         if res != "ok":
-            self.metrics.counters["mqtt_subscribe_auth_error"] += 1
+            session.counters["mqtt_subscribe_auth_error"] += 1
             return [(f, refused) for f, _ in topics]
         rewritten = mods.get("topics") if mods else None
         if rewritten is None:

@@ -305,7 +305,7 @@ class Queue:
         counters["queue_message_expired"] += expired
         for s, frames in by_session.items():
             if frames:
-                counters["mqtt_publish_sent"] += len(frames)
+                s.counters["mqtt_publish_sent"] += len(frames)
                 s.send_frames(frames)
 
     def takes_frames(self, n: int) -> bool:

@@ -432,6 +432,7 @@ class WorkerRuntime:
         if not self.links.complete():
             health.append("not linked to every other worker")
         return {"metrics": [(s.kind, s.name, s.value) for s in node.metrics.samples()],
+                "labelled": [(s.kind, s.name, s.value, s.labels) for s in node.metrics.samples(labelled=True)],
                 "status": node_status(node), "health": health}
 
     def _command(self, argv: list[str]) -> tuple:
