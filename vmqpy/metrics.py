@@ -128,6 +128,10 @@ GAUGES: dict[str, str] = {
     "system_run_queue": "The total number of processes and ports ready to run on all run-queues.",
     "system_utilization": "The average system (scheduler) utilization (percentage).",
     "vm_memory_total": "The total amount of memory allocated.",
+    # with prometheus_client_class (vmqpy.client_classes), one series per client class
+    "client_class_connections": "Connected clients of the class.",
+    "client_class_queued_messages": "Messages waiting in the queues of the class's clients.",
+    "client_class_dropped_messages": "Messages the queues of the class's clients dropped.",
 }
 # process figures that only grow: Prometheus types them counter, as VerneMQ does
 COUNTING_GAUGES = frozenset({"system_context_switches", "system_gc_count", "system_words_reclaimed_by_gc",
@@ -168,6 +172,7 @@ class Metrics:
         self.counters5: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.gauges: dict[str, Callable[[], float]] = {}
         self.live: dict[str, Callable[[], int]] = {}
+        self.labelled: Callable[[], dict[str, list]] | None = None  # figures with labels (client classes)
 
     def for_level(self, proto_level: int) -> dict[str, int]:
         """The counters dict a session of MQTT protocol level `proto_level` counts in."""
@@ -204,6 +209,10 @@ class Metrics:
         for name in sorted(self.gauges):
             kind = "counter" if name in COUNTING_GAUGES else "gauge"
             yield Sample(kind, name, self.gauges[name](), GAUGES.get(name, name))
+        if labelled and self.labelled is not None:
+            for name, values in self.labelled().items():
+                for labels, value in values:
+                    yield Sample("gauge", name, value, GAUGES.get(name, name), labels)
 
 
 class HasSamples(Protocol):

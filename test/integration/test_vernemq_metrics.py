@@ -77,3 +77,30 @@ def test_counters_by_mqtt_version_as_vernemq_labels_them(node, cid):
     assert 'vernemq_mqtt_connack_identifier_rejected_sent{node="VerneMQ@127.0.0.1",mqtt_version="5"} 1' in text
     ok, out = node.admin("metrics", "show")  # $SYS, Graphite and metrics show: the totals
     assert ok and "counter.mqtt_publish_received = 3" in out
+
+
+def test_client_class_series_are_bounded(make_broker, cid):
+    port = free_port()
+    node = make_broker({"listener.http.default": f"127.0.0.1:{port}", "prometheus_client_class": "client_id",
+                        "prometheus_client_class_max": "2", "max_offline_messages": "1"})
+    node.http_port = port
+    clients = [Paho(node.port, name, clean=False) for name in
+               ("sensor-1", "sensor-2", "sensor-3", "gateway-1", "gateway-2", "probe-1")]
+    for c in clients:
+        c.connect()
+        c.subscribe(f"{cid}/all", 1)
+    clients[0].drop()  # offline: keeps 1 message, drops the next
+    pub = Paho(node.port, f"{cid}-pub")  # of a class of its own: one more for 'other'
+    pub.connect()
+    pub.publish(f"{cid}/all", "a", 1)
+    pub.publish(f"{cid}/all", "b", 1)
+
+    def series(name: str) -> dict[str, float]:
+        return {line.split('client_class="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+                for line in scrape(node).splitlines() if line.startswith(f"vernemq_{name}{{")}
+
+    assert series("client_class_connections") == {"sensor": 2, "gateway": 2, "other": 2}
+    assert series("client_class_queued_messages")["sensor"] == 1
+    assert series("client_class_dropped_messages") == {"sensor": 1, "gateway": 0, "other": 0}
+    assert node.admin("set", "prometheus_client_class=off") == (True, "")
+    assert series("client_class_connections") == {}

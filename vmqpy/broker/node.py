@@ -7,6 +7,7 @@ import time
 
 import gevent
 
+from vmqpy import client_classes
 from vmqpy.broker.listeners import Listeners
 from vmqpy.broker.message import Msg
 from vmqpy.broker.overload import OverloadMonitor
@@ -58,6 +59,7 @@ class Node:
         self.metrics.counter_live("bytes_received", lambda: sum(s.bytes_in for s in self.sessions))
         self.metrics.counter_live("bytes_sent", lambda: sum(s.bytes_out for s in self.sessions))
         ProcessStats().register(self.metrics)
+        self.metrics.labelled = lambda: client_classes.figures(self)
         self.metrics.gauge("queue_processes", lambda: len(self.registry.queues))
 
     def _websocket_sessions(self) -> int:
