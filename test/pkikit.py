@@ -22,17 +22,20 @@ class Pki:
     server_key: str
     client_cert: str
     client_key: str
+    bundle: str = ""  # the CA and an intermediate CA it signed
+    deep_cert: str = ""  # a client certificate (CN device-7) the intermediate CA signed
+    deep_key: str = ""
 
 
 def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def _issue(d: Path, name: str, cn: str, ext: str) -> None:
+def _issue(d: Path, name: str, cn: str, ext: str, ca: str = "ca") -> None:
     key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
     _openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}", cwd=d)
     (d / f"{name}.ext").write_text(ext)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
              "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
 
 
@@ -43,7 +46,11 @@ def pki(tmp_path_factory) -> Pki:
              "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=vmqpy test CA", cwd=d)
     _issue(d, "server", "localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     _issue(d, "client", CLIENT_CN, "extendedKeyUsage=clientAuth\n")
-    return Pki(*(str(d / f) for f in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")))
+    _issue(d, "inter", "vmqpy test intermediate CA", "basicConstraints=critical,CA:true\nkeyUsage=keyCertSign\n")
+    _issue(d, "deep", CLIENT_CN, "extendedKeyUsage=clientAuth\n", ca="inter")
+    (d / "bundle.pem").write_text((d / "ca.pem").read_text() + (d / "inter.pem").read_text())
+    return Pki(*(str(d / f) for f in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key",
+                                     "bundle.pem", "deep.pem", "deep.key")))
 
 
 def tls_conf(pki: Pki, key: str, **extra: str) -> dict[str, str]:

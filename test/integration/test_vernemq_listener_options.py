@@ -149,3 +149,25 @@ def test_tls_keypasswd_eccs_handshake_timeout_and_psk(make_broker, pki: Pki, cid
     bad = make_broker({**tls_conf(pki, "listener.ssl.default", psk_support="on")}, start=False)
     with pytest.raises(RuntimeError, match="TLS-PSK"):
         bad.start()
+
+
+@pytest.mark.parametrize(("depth", "direct", "deep"), [("0", True, False), ("1", True, True)])
+def test_tls_depth_bounds_the_intermediate_cas(make_broker, pki: Pki, cid, depth, direct, deep):
+    """depth: intermediate CAs allowed between the client certificate and the root (Erlang's ssl depth)."""
+    node = make_broker(tls_conf(pki, "listener.ssl.default", cafile=pki.bundle, require_certificate="on",
+                                depth=depth))
+    port = int(node.conf["listener.ssl.default"].rsplit(":", 1)[1])
+
+    def connects(cert: str, key: str) -> bool:
+        ctx = ssl.create_default_context(cafile=pki.ca)
+        ctx.load_cert_chain(cert, key)
+        try:
+            with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT),
+                                 server_hostname="127.0.0.1") as tls:
+                tls.sendall(encode(P.Connect(cid), 4))
+                return tls.recv(4)[:1] == b"\x20"
+        except (OSError, ssl.SSLError):
+            return False
+
+    assert connects(pki.client_cert, pki.client_key) is direct  # signed by the root itself
+    assert connects(pki.deep_cert, pki.deep_key) is deep  # through one intermediate CA
