@@ -318,6 +318,12 @@ LISTENER_OPTIONS = (
     ListenerOption("proxy_protocol", FLAG, "off",
                    "Accept connections opened by a proxy speaking the PROXY protocol (v1/v2).",
                    (*MQTT_KINDS, "http"), True),
+    ListenerOption("max_request_line_length", Int(minimum=1), "8000",
+                   "Longest HTTP request line (of an HTTP request or a WebSocket upgrade); longer: 414.",
+                   ("http", "https", "ws", "wss"), False),
+    ListenerOption("max_header_value_length", Int(minimum=1), "4096",
+                   "Longest HTTP header value (of an HTTP request or a WebSocket upgrade); longer: 431.",
+                   ("http", "https", "ws", "wss"), False),
     ListenerOption("proxy_protocol_use_cn_as_username", FLAG, "on",
                    "With proxy_protocol: the client certificate CN a PROXY v2 header carries (PP2_SUBTYPE_SSL_CN) "
                    "is the client's username.", ("tcp", "ws", "http"), False),

@@ -171,3 +171,24 @@ def test_tls_depth_bounds_the_intermediate_cas(make_broker, pki: Pki, cid, depth
 
     assert connects(pki.client_cert, pki.client_key) is direct  # signed by the root itself
     assert connects(pki.deep_cert, pki.deep_key) is deep  # through one intermediate CA
+
+
+def _status(port: int, request: bytes) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(request)
+        return int(sock.recv(1024).split()[1])
+
+
+def test_request_line_and_header_value_limits(make_broker):
+    http, ws = free_port(), free_port()
+    make_broker({"listener.http.default": f"127.0.0.1:{http}",
+                 "listener.http.default.max_request_line_length": "100",
+                 "listener.http.default.max_header_value_length": "50",
+                 "listener.ws.default": f"127.0.0.1:{ws}", "listener.ws.default.max_request_line_length": "100"})
+    assert _status(http, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n") == 200
+    assert _status(http, b"GET /health?" + b"a" * 100 + b" HTTP/1.1\r\nHost: x\r\n\r\n") == 414
+    assert _status(http, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Long: " + b"v" * 51 + b"\r\n\r\n") == 431
+    upgrade = (b"Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
+    assert _status(ws, b"GET /mqtt HTTP/1.1\r\n" + upgrade) == 101
+    assert _status(ws, b"GET /mqtt?" + b"a" * 100 + b" HTTP/1.1\r\n" + upgrade) == 414

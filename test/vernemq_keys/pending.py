@@ -31,8 +31,6 @@ PENDING = {
     **dict.fromkeys((
         *(f"listener.{kind}{level}.forward_connection_opts" for kind in ("tcp", "ssl", "ws", "wss")
           for level in ("", ".$name")),
-        *(f"listener.{kind}.$name.{limit}" for kind in ("http", "https", "ws", "wss")
-          for limit in ("max_request_line_length", "max_header_value_length")),
         "log.syslog.remote.tls.cafile",
     ), NOT_YET),
 }

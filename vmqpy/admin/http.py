@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
 
 import ujson
+from gevent import pywsgi
 from gevent.pool import Pool
-from gevent.pywsgi import WSGIServer
+from gevent.pywsgi import WSGIHandler, WSGIServer
 
+from vmqpy import http_limits
 from vmqpy.admin.apikeys import api_keys
 from vmqpy.admin.commands import Result, Table
 from vmqpy.admin.table import text_document
@@ -173,6 +175,42 @@ def _api_key(environ: dict) -> str:
         return ""
 
 
+class _TooLong(ValueError):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"request over the listener's limits ({status})")
+        self.status = status
+
+
+class LimitedHandler(WSGIHandler):
+    """gevent's handler with the listener's limits (`server.limits`: its options)."""
+
+    def read_requestline(self) -> str:
+        return self.rfile.readline(self.server.limits.get("max_request_line_length", 8000) + 3).decode("latin-1")
+
+    def read_request(self, raw_requestline: str) -> bool:
+        status = http_limits.too_long(raw_requestline.rstrip("\r\n"), [], self.server.limits)
+        if status:
+            raise _TooLong(status)
+        ok = super().read_request(raw_requestline)
+        status = http_limits.too_long("", list(self.headers.items()), self.server.limits)
+        if status:
+            raise _TooLong(status)
+        return ok
+
+    def _handle_client_error(self, ex: BaseException):
+        if isinstance(ex, _TooLong):
+            reason = http_limits.REASONS[ex.status]
+            return (str(ex.status), b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+                    % (ex.status, reason.encode()))
+        return super()._handle_client_error(ex)
+
+
+def allow_request_lines(length: int) -> None:
+    """gevent refuses request lines of MAX_REQUEST_LINE (a module setting) before any handler can; raise
+    it to the longest a listener allows, LimitedHandler applies each listener's own."""
+    pywsgi.MAX_REQUEST_LINE = max(pywsgi.MAX_REQUEST_LINE, length + 3)
+
+
 class HttpListener(Listener):
     """One listener.http.<name> and its WSGI server."""
 
@@ -208,7 +246,10 @@ class HttpListeners:
                 tls_args = {"ssl_context": tls.server_context(listener.opts)}
             except (OSError, ValueError) as e:
                 raise ListenerError(f"{where}: TLS: {e}") from e
-        server = WSGIServer((spec.host, spec.port), app, spawn=spawn, log=None, error_log=log, **tls_args)
+        server = WSGIServer((spec.host, spec.port), app, spawn=spawn, log=None, error_log=log,
+                            handler_class=LimitedHandler, **tls_args)
+        server.limits = listener.opts
+        allow_request_lines(listener.opts.get("max_request_line_length", 8000))
         try:
             server.start()
         except OSError as e:

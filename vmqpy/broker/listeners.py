@@ -192,7 +192,7 @@ class Listeners:
                 sock = tls.handshake(listener.tls, sock, _ms(listener.opts["tls_handshake_timeout"]))
                 _check_depth(listener, sock)
             if listener.kind in ("ws", "wss"):
-                sock = websocket.accept(sock, CONNECT_TIMEOUT)
+                sock = websocket.accept(sock, CONNECT_TIMEOUT, listener.opts)
                 if listener.opts.get("proxy_xff_support"):
                     addr = _forwarded(listener.opts, sock.request_headers, addr)
             return sock, addr
