@@ -153,6 +153,27 @@ BY_VERSION = frozenset({
     "mqtt_disconnect_sent", "mqtt_connack_sent", "mqtt_auth_sent", "mqtt_auth_received",
 })
 VERSION_LABEL = "mqtt_version"
+# Counters VerneMQ also labels by the packet's code: MQTT 5 reason_code, and the v3 CONNACK's return_code
+# (vernemq_dev.hrl's names). Counted in Metrics.codes by Metrics.count_code.
+BY_CODE = ("mqtt_connack_sent", "mqtt_disconnect_sent", "mqtt_disconnect_received", "mqtt_auth_sent",
+           "mqtt_auth_received")
+REASON_NAMES = {
+    0x00: "success", 0x04: "disconnect_with_will_msg", 0x10: "no_matching_subscribers",
+    0x18: "continue_authentication", 0x19: "reauthenticate", 0x80: "unspecified_error",
+    0x81: "malformed_packet", 0x82: "protocol_error", 0x83: "impl_specific_error",
+    0x84: "unsupported_protocol_version", 0x85: "client_identifier_not_valid", 0x86: "bad_username_or_password",
+    0x87: "not_authorized", 0x88: "server_unavailable", 0x89: "server_busy", 0x8A: "banned",
+    0x8B: "server_shutting_down", 0x8C: "bad_authentication_method", 0x8D: "keep_alive_timeout",
+    0x8E: "session_taken_over", 0x8F: "topic_filter_invalid", 0x90: "topic_name_invalid",
+    0x91: "packet_id_in_use", 0x92: "packet_id_not_found", 0x93: "receive_max_exceeded",
+    0x94: "topic_alias_invalid", 0x95: "packet_too_large", 0x96: "message_rate_too_high", 0x97: "quota_exceeded",
+    0x98: "administrative_action", 0x99: "payload_format_invalid", 0x9A: "retain_not_supported",
+    0x9B: "qos_not_supported", 0x9C: "use_another_server", 0x9D: "server_moved",
+    0x9E: "shared_subs_not_supported", 0x9F: "connection_rate_exceeded", 0xA0: "max_connect_time",
+    0xA1: "subscription_ids_not_supported", 0xA2: "wildcard_subs_not_supported",
+}
+V3_RETURN_NAMES = {0: "success", 1: "unsupported_protocol_version", 2: "client_identifier_not_valid",
+                   3: "server_unavailable", 4: "bad_username_or_password", 5: "not_authorized"}
 
 
 @dataclass(frozen=True)
@@ -173,6 +194,20 @@ class Metrics:
         self.gauges: dict[str, Callable[[], float]] = {}
         self.live: dict[str, Callable[[], int]] = {}
         self.labelled: Callable[[], dict[str, list]] | None = None  # figures with labels (client classes)
+        self.codes: dict[tuple[str, str, tuple[str, str]], int] = {}  # (name, version, label): count
+
+    def count_code(self, name: str, proto_level: int, code: int) -> None:
+        """One more `name` (one of BY_CODE) packet with reason / return code `code`: VerneMQ's
+        reason_code (MQTT 5) and return_code (v3 CONNACK) series. The counter itself counts apart."""
+        if proto_level == 5:
+            label = ("reason_code", "normal_disconnect" if code == 0 and "disconnect" in name
+                     else REASON_NAMES.get(code, f"0x{code:02x}"))
+        elif name == "mqtt_connack_sent":
+            label = ("return_code", V3_RETURN_NAMES.get(code, str(code)))
+        else:
+            return  # VerneMQ labels a v3 DISCONNECT by mqtt_version only
+        key = (name, "5" if proto_level == 5 else "4", label)
+        self.codes[key] = self.codes.get(key, 0) + 1
 
     def for_level(self, proto_level: int) -> dict[str, int]:
         """The counters dict a session of MQTT protocol level `proto_level` counts in."""
@@ -201,7 +236,9 @@ class Metrics:
             live = self.live.get(name)
             value = v3[name] + v5[name] + (live() if live is not None else 0)
             description = COUNTERS.get(name, name)
-            if labelled and name in BY_VERSION:
+            if labelled and name in BY_CODE:
+                yield from self._coded(name, v3[name], description)
+            elif labelled and name in BY_VERSION:
                 yield Sample("counter", name, v3[name], description, ((VERSION_LABEL, "4"),))
                 yield Sample("counter", name, v5[name], description, ((VERSION_LABEL, "5"),))
             else:
@@ -213,6 +250,15 @@ class Metrics:
             for name, values in self.labelled().items():
                 for labels, value in values:
                     yield Sample("gauge", name, value, GAUGES.get(name, name), labels)
+
+
+    def _coded(self, name: str, v3_total: int, description: str) -> Iterator[Sample]:
+        """`name` per (mqtt_version, code) as VerneMQ has it; a v3 DISCONNECT or AUTH by version only."""
+        coded = sorted((key, n) for key, n in self.codes.items() if key[0] == name)
+        if name != "mqtt_connack_sent":
+            yield Sample("counter", name, v3_total, description, ((VERSION_LABEL, "4"),))
+        for (_, version, label), n in coded:
+            yield Sample("counter", name, n, description, ((VERSION_LABEL, version), label))
 
 
 class HasSamples(Protocol):

@@ -7,7 +7,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from broker import free_port
+from broker import free_port, wait_until
 from clients import Paho, Raw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "vernemq_keys"))
@@ -75,8 +75,18 @@ def test_counters_by_mqtt_version_as_vernemq_labels_them(node, cid):
     text = scrape(node)
     assert text.count("# TYPE vernemq_mqtt_publish_received counter") == 1  # HELP/TYPE once a name
     assert 'vernemq_mqtt_connack_identifier_rejected_sent{node="VerneMQ@127.0.0.1",mqtt_version="5"} 1' in text
+    # and by code where VerneMQ has it: v3 CONNACK return_code, MQTT 5 reason_code
+    v5.disconnect()
+    wait_until(lambda: 'mqtt_version="5",reason_code="normal_disconnect"} 1' in scrape(node), what="DISCONNECT")
+    text = scrape(node)
+    node_label = 'node="VerneMQ@127.0.0.1"'
+    for series in ('mqtt_connack_sent{%s,mqtt_version="4",return_code="success"} 1',
+                   'mqtt_connack_sent{%s,mqtt_version="5",reason_code="client_identifier_not_valid"} 1',
+                   'mqtt_connack_sent{%s,mqtt_version="5",reason_code="success"} 1',
+                   'mqtt_disconnect_received{%s,mqtt_version="5",reason_code="normal_disconnect"} 1'):
+        assert "vernemq_" + series % node_label in text, series
     ok, out = node.admin("metrics", "show")  # $SYS, Graphite and metrics show: the totals
-    assert ok and "counter.mqtt_publish_received = 3" in out
+    assert ok and "counter.mqtt_publish_received = 3" in out and "counter.mqtt_connack_sent = 3" in out
 
 
 def test_client_class_series_are_bounded(make_broker, cid):

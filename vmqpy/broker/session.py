@@ -539,6 +539,7 @@ class Session:
         if not self.connected:  # mid AUTH exchange: the answer to CONNECT is still due
             return self.send_connack(P.Connack(False, reason_code, props), 5)
         self.counters["mqtt_disconnect_sent"] += 1
+        self.node.metrics.count_code("mqtt_disconnect_sent", 5, reason_code)
         frame = encode(P.Disconnect(reason_code, props), 5)
         if self.client_max_packet and len(frame) > self.client_max_packet:
             frame = encode(P.Disconnect(reason_code), 5)  # the spec drops the reason string first
@@ -620,6 +621,7 @@ class Session:
     # -- CONNECT (connect.py) and AUTH (auth.py) --------------------------------
     def send_connack(self, connack: P.Connack, level: int) -> None:
         self.counters["mqtt_connack_sent"] += 1
+        self.node.metrics.count_code("mqtt_connack_sent", level, connack.reason_code)
         self.send(encode(connack, level))
 
     def refuse(self, level: int, v5_code: int, why: str) -> None:
@@ -640,6 +642,7 @@ class Session:
 
     def _on_auth(self, p: P.Auth) -> None:
         self.counters["mqtt_auth_received"] += 1
+        self.node.metrics.count_code("mqtt_auth_received", 5, p.reason_code)
         auth.on_auth(self, p)
 
     # -- PUBLISH in ---------------------------------------------------------
@@ -789,6 +792,7 @@ class Session:
 
     def _on_disconnect(self, p: P.Disconnect) -> None:
         self.counters["mqtt_disconnect_received"] += 1
+        self.node.metrics.count_code("mqtt_disconnect_received", self.proto_level, p.reason_code)
         if self.proto_level == 5:
             new_expiry = (p.properties or {}).get("session_expiry_interval")
             if new_expiry is not None:
