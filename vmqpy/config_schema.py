@@ -501,8 +501,10 @@ def _log_keys() -> list[Key]:
         Key("log.syslog.app_name", STR, None, "Syslog application name (default: vernemq)."),
         Key("log.syslog.remote.host", STR, None, "Send syslog to this host instead of the local /dev/log."),
         Key("log.syslog.remote.port", Int(maximum=65535), "514", "Port of the remote syslog server."),
-        Key("log.syslog.remote.protocol", Enum(("udp", "tcp")), "udp",
-            "Transport to the remote syslog server (VerneMQ's tls is not supported)."),
+        Key("log.syslog.remote.protocol", Enum(("udp", "tcp", "tls")), "udp",
+            "Transport to the remote syslog server: udp, tcp, or tls (TCP in TLS, RFC 5425)."),
+        Key("log.syslog.remote.tls.cafile", PATH, None,
+            "With tls: PEM file of the CAs that verify the syslog server (default: the system's)."),
     ]
     for log in ("console", "error"):
         keys += [

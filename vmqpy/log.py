@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import socket
+import ssl
 import sys
 import time
 
@@ -106,8 +107,9 @@ class _Rfc5424(logging.Formatter):
 
 def _syslog_handler(cfg) -> logging.Handler | None:
     host = cfg.get("log.syslog.remote.host")
+    protocol = cfg["log.syslog.remote.protocol"]
     if host:
-        kind = socket.SOCK_STREAM if cfg["log.syslog.remote.protocol"] == "tcp" else socket.SOCK_DGRAM
+        kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
         address: str | tuple[str, int] = (host, cfg["log.syslog.remote.port"])
     elif os.path.exists("/dev/log"):
         kind, address = socket.SOCK_DGRAM, "/dev/log"
@@ -118,6 +120,9 @@ def _syslog_handler(cfg) -> logging.Handler | None:
     facility = {"kernel": "kern", "logaudit": "security", "logalert": "console",
                 "clock": "solaris-cron"}.get(facility, facility)
     h = logging.handlers.SysLogHandler(address, logging.handlers.SysLogHandler.facility_names[facility], kind)
+    if host and protocol == "tls":  # the TCP connection SysLogHandler opened, now in TLS (RFC 5425)
+        ctx = ssl.create_default_context(cafile=cfg.get("log.syslog.remote.tls.cafile") or None)
+        h.socket = ctx.wrap_socket(h.socket, server_hostname=host)
     h.append_nul = False
     app = cfg.get("log.syslog.app_name") or "vernemq"
     if cfg["log.syslog.format"] == "rfc5424":

@@ -43,3 +43,36 @@ def test_size_rotation_keeps_and_compresses(make_broker, cid):
     assert not (log_dir / "console.log.3.gz").exists()  # keep = 2
     assert "refused client" in gzip.decompress((log_dir / "console.log.1.gz").read_bytes()).decode()
     assert node.log_path.stat().st_size <= 1024 + 512
+
+
+def test_syslog_over_tls_to_a_remote_server(make_broker, pki, cid):
+    """log.syslog.remote.protocol = tls: RFC 5425 lines to a TLS syslog server, checked against the cafile."""
+    import socket
+    import ssl
+    import threading
+
+    from broker import free_port
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    port = free_port()
+    listener = socket.create_server(("127.0.0.1", port))
+    received: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            while data := tls.recv(65536):
+                received.append(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    node = make_broker({"allow_anonymous": "off", "log.syslog": "on", "log.syslog.remote.host": "127.0.0.1",
+                        "log.syslog.remote.port": str(port), "log.syslog.remote.protocol": "tls",
+                        "log.syslog.remote.tls.cafile": pki.ca, "log.syslog.format": "rfc5424",
+                        "log.syslog.app_name": "vmq-test", "log.syslog.facility": "local3"})
+    refuse_clients(node, cid, 1)
+    wait_until(lambda: b"refused client" in b"".join(received), what="the syslog line over TLS")
+    line = next(x for x in b"".join(received).split(b"\n") if b"refused client" in x)
+    assert line.startswith(b"<158>1 ")  # PRI: local3 (19) * 8 + info (6); RFC 5424 version 1
+    assert b" vmq-test " in line
+    listener.close()

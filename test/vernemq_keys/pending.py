@@ -31,6 +31,5 @@ PENDING = {
     **dict.fromkeys((
         *(f"listener.{kind}{level}.forward_connection_opts" for kind in ("tcp", "ssl", "ws", "wss")
           for level in ("", ".$name")),
-        "log.syslog.remote.tls.cafile",
     ), NOT_YET),
 }
