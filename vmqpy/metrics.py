@@ -194,7 +194,12 @@ class Metrics:
         self.gauges: dict[str, Callable[[], float]] = {}
         self.live: dict[str, Callable[[], int]] = {}
         self.labelled: Callable[[], dict[str, list]] | None = None  # figures with labels (client classes)
-        self.codes: dict[tuple[str, str, tuple[str, str]], int] = {}  # (name, version, label): count
+        # (name, version, label): count; the success series are there from the start, so every
+        # family is on /metrics before its first packet (VerneMQ lists all its codes at 0)
+        self.codes: dict[tuple[str, str, tuple[str, str]], int] = {
+            ("mqtt_connack_sent", "4", ("return_code", "success")): 0,
+            **{(name, "5", ("reason_code", "normal_disconnect" if "disconnect" in name else "success")): 0
+               for name in BY_CODE}}
 
     def count_code(self, name: str, proto_level: int, code: int) -> None:
         """One more `name` (one of BY_CODE) packet with reason / return code `code`: VerneMQ's
