@@ -50,7 +50,8 @@ stage_tree() {
         --set vmq_acl.acl_file=/etc/vernemq/vmq.acl \
         --set pid_file=/var/lib/vernemq/vernemq.pid \
         --set allow_anonymous=off \
-        --set log.rotation.size=0 \
+        --set log.console.rotation.size=infinity \
+        --set log.error.rotation.size=infinity \
         --listen-ip 127.0.0.1
     install -m 0644 "$REL_DIR/etc/vmq.acl" "$root/etc/vernemq/"
     install -m 0644 "$PKG/vernemq.service" "$root$unitdir/"

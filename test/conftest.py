@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from broker import Broker  # noqa: E402
+from pkikit import pki  # noqa: E402, F401 (the test certificates fixture)
 
 _ids = itertools.count()
 

@@ -1,5 +1,6 @@
 """Test certificates made with `openssl` in a temp dir: a CA, a server certificate for
-127.0.0.1/localhost and a client certificate with a given CN."""
+127.0.0.1/localhost, a client certificate with a given CN, and one more client certificate signed by
+an intermediate CA (for TLS depth)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,19 @@ class Pki:
     server_key: str
     client_cert: str
     client_key: str
+    bundle: str  # the CA and an intermediate CA it signed
+    deep_cert: str  # a client certificate (same CN) the intermediate CA signed
+    deep_key: str
 
 
 def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def _issue(d: Path, name: str, cn: str, ext: str) -> None:
+def _issue(d: Path, name: str, cn: str, ext: str, ca: str = "ca") -> None:
     _openssl("req", *_EC_KEY, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}", cwd=d)
     (d / f"{name}.ext").write_text(ext)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
              "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
 
 
@@ -36,4 +40,8 @@ def make_pki(d: Path, client_cn: str = "device-7", ca_cn: str = "vmqpy test CA")
              "-subj", f"/CN={ca_cn}", cwd=d)
     _issue(d, "server", "localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     _issue(d, "client", client_cn, "extendedKeyUsage=clientAuth\n")
-    return Pki(*(str(d / f) for f in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")))
+    _issue(d, "inter", "vmqpy test intermediate CA", "basicConstraints=critical,CA:true\nkeyUsage=keyCertSign\n")
+    _issue(d, "deep", client_cn, "extendedKeyUsage=clientAuth\n", ca="inter")
+    (d / "bundle.pem").write_text((d / "ca.pem").read_text() + (d / "inter.pem").read_text())
+    return Pki(*(str(d / f) for f in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key",
+                                     "bundle.pem", "deep.pem", "deep.key")))

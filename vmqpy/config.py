@@ -94,6 +94,7 @@ class Config:
         self._parsed: dict[str, Any] = {}  # cache: key -> value of its text or default
         self.changed: dict[str, str] = {}  # keys changed on the running node (vmq-admin set) -> text
         self._resolving: set[str] = set()
+        self._orphans: dict[str, str] = {}  # options of undefined listeners -> why they are ignored
         self._read(text)
         self._file = dict(self._raw)  # what the file says, for `config reset`
         for name in [*self._raw, *(key.name for key in KEYS if not key.is_pattern)]:
@@ -136,8 +137,13 @@ class Config:
         for name in self._raw:
             key, variables = lookup(name)
             for required in (fill(template, variables) for template in key.requires):
-                if required not in self._raw:
-                    raise ConfigError(self.path, self._lines.get(name), name, f"{required} is not set")
+                if required in self._raw:
+                    continue
+                if _ADDRESS_KEYS.get(lookup(required)[0].name):
+                    # an option of a listener that is not defined: VerneMQ ignores it, so do we (logged)
+                    self._orphans[name] = f"{required} is not set, so there is no such listener"
+                    continue
+                raise ConfigError(self.path, self._lines.get(name), name, f"{required} is not set")
 
     # -- values -------------------------------------------------------------------------------------------
 
@@ -243,7 +249,7 @@ class Config:
             kind = _ADDRESS_KEYS.get(key.name)
             if kind:
                 host, port = self[name]
-                opts = {opt.name: self[f"{name}.{opt.name}"] for opt in LISTENER_OPTIONS if kind in opt.kinds}
+                opts = {opt.name: self.get(f"{name}.{opt.name}") for opt in LISTENER_OPTIONS if kind in opt.kinds}
                 listeners.append(Listener(kind, variables["name"], host, port, opts))
         return listeners
 
@@ -268,6 +274,11 @@ class Config:
         names = {*self._raw, *(key.name for key in KEYS if not key.is_pattern)}
         rows = [(name, lookup(name)[0].type.fmt(self[name])) for name in names if self.get(name) is not None]
         return sorted(rows + list(self._external.items()))
+
+    def ignored(self) -> list[tuple[str, str]]:
+        """(key, why) of every key set in the file that is accepted from VerneMQ but has no effect here."""
+        return [(name, self._orphans.get(name) or f"no effect in vmqpy: {key.ignored}")
+                for name, key in ((n, lookup(n)[0]) for n in self._raw) if key.ignored or name in self._orphans]
 
     def schema_doc(self) -> list[tuple[str, str, str, bool]]:
         """(key, default, doc, runtime-settable) for every schema key; `$var` segments read `<var>`."""

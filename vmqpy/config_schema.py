@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from vmqpy.config_ignored import IGNORED
+
 
 class Type:
     """Base of all value types; `describe` is what the docs say a value may be."""
@@ -123,14 +125,24 @@ class Duration(Type):
 _BYTE_UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
 
 
+@dataclass(frozen=True)
 class ByteSize(Type):
-    describe = "bytes: an integer, optionally followed by KB, MB or GB"
+    infinity: bool = False  # accept the word 'infinity' (math.inf), as VerneMQ's log rotation sizes do
 
-    def parse(self, text: str, base_dir: str) -> int:
+    @property
+    def describe(self) -> str:
+        return "bytes: an integer, optionally followed by KB, MB or GB" + (" or infinity" if self.infinity else "")
+
+    def parse(self, text: str, base_dir: str) -> int | float:
+        if self.infinity and text == "infinity":
+            return math.inf
         match = re.fullmatch(r"(\d+)\s*([KMG]?B?)", text.upper())
         if not match or match.group(2) not in _BYTE_UNITS:
             raise ValueError(f"expected {self.describe}, got {text!r}")
         return int(match.group(1)) * _BYTE_UNITS[match.group(2)]
+
+    def fmt(self, value: int | float) -> str:
+        return "infinity" if value == math.inf else str(value)
 
 
 @dataclass(frozen=True)
@@ -223,6 +235,23 @@ class Path(Type):
         return os.path.normpath(os.path.join(base_dir, text)) if text else ""
 
 
+class Mountpoint(Type):
+    describe = "a topic prefix, or off (none)"
+
+    def parse(self, text: str, base_dir: str) -> str:
+        return "" if text == "off" else text  # VerneMQ's listener.mountpoint = off: no mountpoint
+
+
+class Words(Type):
+    describe = "comma separated names"
+
+    def parse(self, text: str, base_dir: str) -> tuple[str, ...]:
+        return tuple(word.strip() for word in text.split(",") if word.strip())
+
+    def fmt(self, value: tuple[str, ...]) -> str:
+        return ",".join(value)
+
+
 class NodeName(Type):
     describe = "name@host"
 
@@ -248,6 +277,7 @@ class Key:
     parent: str | None = None  # key whose value this one inherits when not set (listener levels)
     requires: tuple[str, ...] = ()  # keys (with this key's $vars filled in) that must be set too
     reserved: frozenset[str] = frozenset()  # words a $var may not take (they are option names)
+    ignored: str = ""  # why a VerneMQ key has no effect here (config_ignored); logged at start when set
 
     @property
     def is_pattern(self) -> bool:
@@ -261,8 +291,9 @@ ADDRESS = Address()
 MQTT_KINDS = ("tcp", "ssl", "ws", "wss")
 TLS_KINDS = ("ssl", "wss")
 CLUSTER_KINDS = ("vmq", "vmqs")  # other nodes' links: plain TCP, TLS
-LISTENER_KINDS = (*MQTT_KINDS, "http", *CLUSTER_KINDS)
-TLS_OPTION_KINDS = (*TLS_KINDS, "vmqs")
+HTTP_KINDS = ("http", "https")
+LISTENER_KINDS = (*MQTT_KINDS, *HTTP_KINDS, *CLUSTER_KINDS)
+TLS_OPTION_KINDS = (*TLS_KINDS, "vmqs", "https")
 
 
 @dataclass(frozen=True)
@@ -273,6 +304,7 @@ class ListenerOption:
     doc: str
     kinds: tuple[str, ...]
     top: bool  # has the all-listeners level listener.<option>
+    ignored: str = ""  # as Key.ignored
 
 
 LISTENER_OPTIONS = (
@@ -281,25 +313,58 @@ LISTENER_OPTIONS = (
                    LISTENER_KINDS, True),
     ListenerOption("nr_of_acceptors", Int(minimum=1), "10",
                    "Number of acceptors waiting to concurrently accept new connections.",
-                   LISTENER_KINDS, True),
-    ListenerOption("mountpoint", STR, "",
-                   "Mountpoint: a topic prefix that isolates the clients of a listener (empty: none).",
+                   LISTENER_KINDS, True, ignored="Erlang acceptor pool size: vmqpy accepts on one greenlet "
+                   "per listener"),
+    ListenerOption("mountpoint", Mountpoint(), "off",
+                   "Mountpoint: a topic prefix that isolates the clients of a listener (off or empty: none).",
                    MQTT_KINDS, True),
-    ListenerOption("allowed_protocol_versions", IntList((3, 4, 5)), "3,4,5",
-                   "MQTT protocol versions a listener accepts: 3 (3.1), 4 (3.1.1), 5 (5.0).",
-                   MQTT_KINDS, True),
+    ListenerOption("max_connection_lifetime", INT, "0",
+                   "Seconds a client may stay connected; then it is disconnected (MQTT 5: reason 0xA0, "
+                   "Maximum connect time). 0: no limit.", MQTT_KINDS, True),
+    ListenerOption("allow_anonymous_override", FLAG, "off",
+                   "Let clients of this listener connect without authentication, whatever allow_anonymous says.",
+                   MQTT_KINDS, False),
+    ListenerOption("auth_plugins", Words(), "",
+                   "Plugins, in order, that authenticate this listener's clients (auth_on_register); "
+                   "empty: every plugin.", MQTT_KINDS, False),
+    ListenerOption("authz_plugins", Words(), "",
+                   "Plugins, in order, that authorize this listener's publishes and subscriptions "
+                   "(auth_on_publish, auth_on_subscribe); empty: every plugin.", MQTT_KINDS, False),
+    ListenerOption("allowed_protocol_versions", IntList((3, 4, 5, 131, 132)), "3,4,5,131,132",
+                   "MQTT protocol versions a listener accepts: 3 (3.1), 4 (3.1.1), 5 (5.0), 131 (3.1 bridge), "
+                   "132 (3.1.1 bridge: vmqpy's bridge speaks it, so vmqpy's default has it besides "
+                   "VerneMQ's 3,4,5,131).", MQTT_KINDS, True),
     ListenerOption("proxy_protocol", FLAG, "off",
                    "Accept connections opened by a proxy speaking the PROXY protocol (v1/v2).",
                    (*MQTT_KINDS, "http"), True),
+    ListenerOption("max_request_line_length", Int(minimum=1), "8000",
+                   "Longest HTTP request line (of an HTTP request or a WebSocket upgrade); longer: 414.",
+                   ("http", "https", "ws", "wss"), False),
+    ListenerOption("max_header_value_length", Int(minimum=1), "4096",
+                   "Longest HTTP header value (of an HTTP request or a WebSocket upgrade); longer: 431.",
+                   ("http", "https", "ws", "wss"), False),
+    ListenerOption("proxy_protocol_use_cn_as_username", FLAG, "on",
+                   "With proxy_protocol: the client certificate CN a PROXY v2 header carries (PP2_SUBTYPE_SSL_CN) "
+                   "is the client's username.", ("tcp", "ws", "http"), False),
+    ListenerOption("proxy_xff_support", FLAG, "off",
+                   "Take the client address from the X-Forwarded-For header of the WebSocket upgrade, when "
+                   "the connecting proxy is in proxy_xff_trusted_intermediate.", ("ws",), False),
+    ListenerOption("proxy_xff_trusted_intermediate", STR, "",
+                   "Addresses of the proxies trusted to set X-Forwarded-For, separated by ;.", ("ws",), False),
+    ListenerOption("proxy_xff_use_cn_as_username", FLAG, "off",
+                   "With proxy_xff_support: the username is the value of the proxy_xff_cn_header header "
+                   "(a connection without it is refused).", ("ws",), False),
+    ListenerOption("proxy_xff_cn_header", STR, "x-ssl-client-cn",
+                   "Header holding the client certificate CN set by the proxy.", ("ws",), False),
     ListenerOption("cafile", PATH, "", "PEM file of the CA certificates that are trusted.", TLS_OPTION_KINDS, False),
     ListenerOption("certfile", PATH, "", "PEM encoded server certificate.", TLS_OPTION_KINDS, False),
     ListenerOption("keyfile", PATH, "", "PEM encoded private key of the server certificate.",
                    TLS_OPTION_KINDS, False),
     ListenerOption("crlfile", PATH, "", "PEM file of revoked client certificates (with require_certificate).",
                    TLS_OPTION_KINDS, False),
-    ListenerOption("depth", Int(minimum=1), "1",
-                   "Maximum client certificate verification depth (1: signed by the root CA).",
-                   TLS_OPTION_KINDS, False),
+    ListenerOption("depth", INT, "1",
+                   "Intermediate CAs a client certificate chain may have between the client certificate and "
+                   "the root (0: signed by the root itself), as Erlang's ssl depth.", TLS_OPTION_KINDS, False),
     ListenerOption("require_certificate", FLAG, "off",
                    "Require a client certificate that the cafile verifies.", TLS_OPTION_KINDS, False),
     ListenerOption("use_identity_as_username", FLAG, "off",
@@ -309,6 +374,29 @@ LISTENER_OPTIONS = (
                    "Minimum TLS protocol version.", TLS_OPTION_KINDS, False),
     ListenerOption("ciphers", STR, "", "Allowed ciphers, colon separated (empty: OpenSSL's defaults).",
                    TLS_OPTION_KINDS, False),
+    ListenerOption("keypasswd", STR, "", "Password of an encrypted keyfile.", TLS_OPTION_KINDS, False),
+    ListenerOption("eccs", STR, "",
+                   "Elliptic curve for ECDHE, e.g. [secp384r1] (empty: OpenSSL's; Python's ssl sets one).",
+                   TLS_OPTION_KINDS, False),
+    ListenerOption("tls_handshake_timeout", Int(infinity=True), "5000",
+                   "Milliseconds a new TLS connection has to complete its handshake.", TLS_OPTION_KINDS, False),
+    ListenerOption("psk_support", FLAG, "off",
+                   "TLS-PSK (pre-shared keys): refused at start, Python 3.11's ssl module has no PSK.",
+                   ("ssl",), False),
+    *(ListenerOption(name, kind, default, doc, ("ssl",), False, ignored="only used with psk_support, which "
+                     "vmqpy refuses (Python 3.11's ssl module has no TLS-PSK)")
+      for name, kind, default, doc in (
+          ("psk_identity_hint", STR, "VMQ_PSK", "TLS-PSK identity hint."),
+          ("pskfile", PATH, "$(platform_etc_dir)/vmq.psk", "File of the TLS-PSK identities and keys."),
+          ("pskfile_separator", STR, ":", "Separator of identity and key in the pskfile."))),
+    # Erlang socket and dispatch tuning of VerneMQ's listeners
+    *(ListenerOption(name, kind, default, f"VerneMQ's {name}: no effect in vmqpy.", kinds, False,
+                     ignored="Erlang socket, process-mailbox and Cowboy dispatch tuning")
+      for name, kind, default, kinds in (
+          ("buffer_sizes", STR, None, ("tcp", "ssl", "vmq")), ("active_n", Int(minimum=None), None, ("tcp", "ssl")),
+          ("high_watermark", INT, "8192", ("vmq",)), ("low_watermark", INT, "4096", ("vmq",)),
+          ("high_msgq_watermark", INT, "8192", ("vmq",)), ("low_msgq_watermark", INT, "4096", ("vmq",)),
+          ("config_mod", STR, "vmq_http_config", HTTP_KINDS), ("config_fun", STR, "config", HTTP_KINDS))),
 )
 # vmq_http_v2_api and vmq_web_ui are VerneMQ modules vmqpy does not have: named, they serve nothing
 HTTP_MODULES = ("vmq_status_http", "vmq_health_http", "vmq_metrics_http", "vmq_http_mgmt_api", "vmq_http_pub",
@@ -317,7 +405,7 @@ LISTENER_OPTIONS += (
     ListenerOption("http_modules", EnumList(HTTP_MODULES), "",
                    "HTTP modules a listener serves (empty: those of http_modules): vmq_status_http (/status), "
                    "vmq_health_http (/health), vmq_metrics_http (/metrics), vmq_http_mgmt_api (/api/v1), "
-                   "vmq_http_pub (/restmqtt/api/v1/publish).", ("http",), False),
+                   "vmq_http_pub (/restmqtt/api/v1/publish).", HTTP_KINDS, False),
 )
 LISTENER_OPTION_NAMES = frozenset(option.name for option in LISTENER_OPTIONS)
 
@@ -325,6 +413,7 @@ LISTENER_OPTION_NAMES = frozenset(option.name for option in LISTENER_OPTIONS)
 _LISTENER_USES = {
     "tcp": "MQTT over TCP", "ssl": "MQTT over TLS", "ws": "MQTT over WebSocket",
     "wss": "MQTT over WebSocket with TLS", "http": "HTTP (/health, /metrics, /status, /api/v1)",
+    "https": "HTTPS (as http, over TLS: certfile, keyfile, cafile ... as the ssl listeners)",
     "vmq": "the traffic of the other cluster nodes",
     "vmqs": "the traffic of the other cluster nodes over TLS (then this node dials them over TLS too)",
 }
@@ -337,13 +426,13 @@ def _listener_keys() -> list[Key]:
     for opt in LISTENER_OPTIONS:
         top = f"listener.{opt.name}"
         if opt.top:
-            keys.append(Key(top, opt.type, opt.default, opt.doc))
+            keys.append(Key(top, opt.type, opt.default, opt.doc, ignored=opt.ignored))
         for kind in opt.kinds:
             kind_key = f"listener.{kind}.{opt.name}"
             keys.append(Key(kind_key, opt.type, None if opt.top else opt.default, opt.doc,
-                            parent=top if opt.top else None))
+                            parent=top if opt.top else None, ignored=opt.ignored))
             keys.append(Key(f"listener.{kind}.$name.{opt.name}", opt.type, None, opt.doc, parent=kind_key,
-                            requires=(f"listener.{kind}.$name",)))
+                            requires=(f"listener.{kind}.$name",), ignored=opt.ignored))
     return keys
 
 
@@ -491,15 +580,17 @@ def _http_pub_keys() -> list[Key]:
                 "Publish over HTTP (POST /restmqtt/api/v1/publish on listeners serving vmq_http_pub).")]
     for name, kind, default, doc in settings:
         keys.append(Key(f"vmq_http_pub.{name}", kind, default, doc))
-        keys.append(Key(f"listener.http.$name.http_modules.vmq_http_pub.{name}", kind, None,
-                        f"{doc} On listener <name> (default: vmq_http_pub.{name}).",
-                        requires=("listener.http.$name",)))
+        keys += [Key(f"listener.{http}.$name.http_modules.vmq_http_pub.{name}", kind, None,
+                     f"{doc} On listener <name> (default: vmq_http_pub.{name}).",
+                     requires=(f"listener.{http}.$name",)) for http in HTTP_KINDS]
     return keys
 
 
 def _operator_keys() -> list[Key]:
     """vmq_server keys of an operator's runbook (issue 18) and the HTTP modules' authentication."""
-    no_effect = " No effect in vmqpy: {}."
+    def no_effect(name: str, kind: Type, default: str, doc: str, why: str, **kw) -> Key:
+        return Key(name, kind, default, f"{doc} No effect in vmqpy: {why}.", ignored=why, **kw)
+
     return [
         Key("max_ws_frame_size", Int(infinity=True), "268435456",
             "Largest WebSocket frame (bytes) a client may send; a larger one closes the connection (1009)."),
@@ -508,9 +599,9 @@ def _operator_keys() -> list[Key]:
         Key("systree_retain", FLAG, "off", "Publish the $SYS messages retained."),
         Key("systree_reg_view", Enum(("vmq_reg_trie",)), "vmq_reg_trie",
             "Routing view of the $SYS publishes (vmq_reg_trie, the only one)."),
-        Key("shared_subscription_timeout_action", Enum(("ignore", "requeue")), "ignore",
-            "What to do when handing a shared-subscription message to another node times out."
-            + no_effect.format("messages to other nodes go on ordered links that do not time out")),
+        no_effect("shared_subscription_timeout_action", Enum(("ignore", "requeue")), "ignore",
+            "What to do when handing a shared-subscription message to another node times out.",
+            "messages to other nodes go on ordered links that do not time out"),
         Key("disconnect_on_unauthorized_publish_v3", FLAG, "off",
             "Disconnect MQTT 3.1 and 3.1.1 clients that publish where they may not (instead of "
             "acknowledging and dropping the message).", runtime=True),
@@ -520,13 +611,13 @@ def _operator_keys() -> list[Key]:
         Key("expire_retain_cache", INT, "0",
             "Seconds between sweeps that delete expired retained messages (MQTT 5 message expiry) "
             "nobody subscribes to (0: off; a matching subscription deletes them anyway)."),
-        Key("override_max_online_messages", FLAG, "off",
-            "Let a session coming online take all its offline messages even beyond max_online_messages."
-            + no_effect.format("offline messages are always all delivered, read from the store in pages"),
+        no_effect("override_max_online_messages", FLAG, "off",
+            "Let a session coming online take all its offline messages even beyond max_online_messages.",
+            "offline messages are always all delivered, read from the store in pages",
             runtime=True),
-        Key("max_drain_time", MS, "500",
-            "Milliseconds a migrated queue stays to forward late messages."
-            + no_effect.format("the old node forwards until the new one confirms the move")),
+        no_effect("max_drain_time", MS, "500",
+            "Milliseconds a migrated queue stays to forward late messages.",
+            "the old node forwards until the new one confirms the move"),
         Key("tcp_listen_options", ErlangTerm(),
             "[{nodelay, true}, {linger, {true, 0}}, {send_timeout, 30000}, {send_timeout_close, true}]",
             "Socket options of accepted MQTT connections (gen_tcp's): nodelay, linger, keepalive, recbuf, "
@@ -538,9 +629,9 @@ def _operator_keys() -> list[Key]:
             "Longest an API key may be valid, in days (unset: no limit; set: every key needs an expiry)."),
         Key("logging.keepalive_as_warning", FLAG, "on",
             "Log a client disconnected for keep alive expiry as a warning (off: as info)."),
-        Key("logging.obfuscation_secret", STR, "random",
-            "Secret VerneMQ encrypts credentials held in memory with."
-            + no_effect.format("passwords are not kept after authentication nor logged")),
+        no_effect("logging.obfuscation_secret", STR, "random",
+            "Secret VerneMQ encrypts credentials held in memory with.",
+            "passwords are not kept after authentication nor logged"),
         Key("http_modules", EnumList(HTTP_MODULES),
             "vmq_metrics_http,vmq_http_mgmt_api,vmq_status_http,vmq_health_http,vmq_http_v2_api",
             "HTTP modules of the HTTP listeners that set no http_modules of their own."),
@@ -549,9 +640,9 @@ def _operator_keys() -> list[Key]:
             "module's scope; vmq_http_mgmt_api, vmq_http_pub and vmq_http_v2_api default to apikey)."),
         *(Key(f"http_module.{module}.auth.mode", AUTH_MODES, "apikey", f"Authentication of {module}.")
           for module in APIKEY_MODULES),
-        Key("listener.http.$name.http_module.$module.auth.mode", AUTH_MODES, None,
-            "Authentication of HTTP module <module> on listener <name> (default: http_module.<module>.auth.mode).",
-            requires=("listener.http.$name",)),
+        *(Key(f"listener.{http}.$name.http_module.$module.auth.mode", AUTH_MODES, None,
+              "Authentication of HTTP module <module> on listener <name> (default: "
+              "http_module.<module>.auth.mode).", requires=(f"listener.{http}.$name",)) for http in HTTP_KINDS),
         Key("plugins.$name.priority", INT, None,
             "Start order of plugin <name> (lower first; plugins with a priority start before the others); "
             "its hooks are called in that order."),
@@ -572,7 +663,61 @@ def _operator_keys() -> list[Key]:
     ]
 
 
-_LOG_LEVELS = Enum(("debug", "info", "warning", "error", "critical"))
+# VerneMQ's (Erlang logger's) severities, lowest first; vmqpy.log maps them onto Python's levels
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+_LOG_FORMAT = Enum(("text", "json"))
+
+
+def _log_keys() -> list[Key]:
+    """files/vmq.schema's log.* keys (VerneMQ 2.x, Erlang logger), crash and SASL logs aside."""
+    keys = [
+        Key("log.console", Enum(("console", "file", "both", "off")), "file",
+            "Where the console log goes: console (stdout), file, both, or off."),
+        Key("log.console.level", Enum(LOG_LEVELS), "info", "Lowest severity the console log records."),
+        Key("log.console.file", PATH, "$(platform_log_dir)/console.log", "File of the console log."),
+        Key("log.console.console.format", _LOG_FORMAT, "text",
+            "Format of the console log on standard output: text or json (one JSON object a line)."),
+        Key("log.console.file.format", _LOG_FORMAT, "text", "Format of the console log file: text or json."),
+        Key("log.error", FLAG, "on", "Write the error log (errors only) to log.error.file."),
+        Key("log.error.file", PATH, "$(platform_log_dir)/error.log", "File of the error log."),
+        Key("log.error.file.format", _LOG_FORMAT, "text", "Format of the error log file: text or json."),
+        Key("log.template", Enum(("simple", "extended")), "extended",
+            "Text log lines: simple (time level: message) or extended (time [level] <pid> logger: message)."),
+        Key("log.level", Enum(("all", "debug", "info", "warning", "error")), "all",
+            "Lowest severity any log records (all: as each log's own level says)."),
+        Key("log.syslog", FLAG, "off", "Also send the log to syslog (the local /dev/log, or log.syslog.remote.host)."),
+        Key("log.syslog.level", Enum(("all", "debug", "info", "warning", "error")), "all",
+            "Lowest severity sent to syslog (all: as log.console.level)."),
+        Key("log.syslog.format", Enum(("rfc3164", "rfc5424")), "rfc3164", "Syslog message format."),
+        Key("log.syslog.facility", Enum(SYSLOG_FACILITIES), "daemon", "Syslog facility."),
+        Key("log.syslog.app_name", STR, None, "Syslog application name (default: vernemq)."),
+        Key("log.syslog.remote.host", STR, None, "Send syslog to this host instead of the local /dev/log."),
+        Key("log.syslog.remote.port", Int(maximum=65535), "514", "Port of the remote syslog server."),
+        Key("log.syslog.remote.protocol", Enum(("udp", "tcp", "tls")), "udp",
+            "Transport to the remote syslog server: udp, tcp, or tls (TCP in TLS, RFC 5425)."),
+        Key("log.syslog.remote.tls.cafile", PATH, None,
+            "With tls: PEM file of the CAs that verify the syslog server (default: the system's)."),
+    ]
+    for log in ("console", "error"):
+        keys += [
+            Key(f"log.{log}.rotation.size", ByteSize(infinity=True), "infinity",
+                f"Rotate the {log} log when it reaches this size (infinity: never)."),
+            Key(f"log.{log}.rotation.keep", INT, "5",
+                f"Rotated {log} logs kept (0: only the current file, emptied when it is full)."),
+            Key(f"log.{log}.rotation.compress_on_rotate", FLAG, "off", f"gzip the rotated {log} logs."),
+        ]
+    return keys
+
+
+SYSLOG_FACILITIES = (
+    "kern", "kernel", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "ntp", "logaudit", "logalert", "clock", *(f"local{n}" for n in range(8)))
+IGNORED_TYPES = {"int": Int(minimum=None), "flag": FLAG, "text": STR, "bytes": ByteSize()}
+
+
+def _ignored_keys() -> list[Key]:
+    return [Key(name, IGNORED_TYPES[kind], default, f"Accepted from VerneMQ, no effect in vmqpy: {why}.",
+                ignored=why) for name, kind, default, why in IGNORED]
 
 KEYS: tuple[Key, ...] = (
     # node
@@ -584,7 +729,9 @@ KEYS: tuple[Key, ...] = (
         "(default: the directory holding this file)."),
     Key("metadata.dir", PATH, "$(platform_data_dir)/meta",
         "Directory of the metadata store (subscriptions, retained messages)."),
-    Key("message_store.dir", PATH, "$(platform_data_dir)/msgstore",
+    Key("vmq_generic_msg_store.store_dir", PATH, "$(platform_data_dir)/msgstore",
+        "Directory of the offline message store (VerneMQ's name of it)."),
+    Key("message_store.dir", PATH, "$(vmq_generic_msg_store.store_dir)",
         "Directory of the offline message store."),
     Key("message_store.sync", FLAG, "off", "fsync every message store write (safer, slower)."),
     Key("admin.socket", PATH, "$(platform_data_dir)/vmq.sock",
@@ -686,6 +833,16 @@ KEYS: tuple[Key, ...] = (
     # $SYS and metrics
     Key("systree_enabled", FLAG, "on", "Publish the $SYS tree.", runtime=True),
     Key("systree_interval", MS, "20000", "Milliseconds between $SYS updates (0: off).", runtime=True),
+    Key("prometheus_namespace", STR, "vernemq_",
+        "Prefix of every metric name on /metrics (empty: VerneMQ 1.x's bare names).", runtime=True),
+    Key("prometheus_client_class", Enum(("off", "client_id", "username")), "off",
+        "Also show on /metrics, per client class, connections and queued and dropped messages: the "
+        "class is the client id (or username) up to prometheus_client_class_separator (vmqpy's own).",
+        runtime=True),
+    Key("prometheus_client_class_separator", STR, "-",
+        "Where a client id or username ends its class: sensor-0042 is of class sensor.", runtime=True),
+    Key("prometheus_client_class_max", Int(minimum=1), "20",
+        "At most this many classes on /metrics (the largest); the others together as 'other'.", runtime=True),
     Key("graphite_enabled", FLAG, "off", "Push metrics to Graphite (see graphite_host).", runtime=True),
     Key("graphite_host", STR, "localhost", "Graphite server host name.", runtime=True),
     Key("graphite_port", Int(maximum=65535), "2003", "Graphite server TCP port.", runtime=True),
@@ -696,14 +853,7 @@ KEYS: tuple[Key, ...] = (
     Key("graphite_connect_timeout", MS, "5000", "Milliseconds to wait when connecting to Graphite."),
     Key("graphite_reconnect_timeout", MS, "15000", "Milliseconds to wait before reconnecting to Graphite."),
     # logging
-    Key("log.console", Enum(("console", "file", "both", "off")), "file",
-        "Where the console log goes: console (stdout), file, both, or off."),
-    Key("log.console.level", _LOG_LEVELS, "info", "Lowest severity the console log records."),
-    Key("log.console.file", PATH, "$(platform_log_dir)/console.log", "File of the console log."),
-    Key("log.error.file", PATH, "$(platform_log_dir)/error.log", "File of the error log (errors only)."),
-    Key("log.syslog", FLAG, "off", "Also send the log to syslog."),
-    Key("log.rotation.size", ByteSize(), "10MB", "Rotate a log file when it reaches this size (0: never)."),
-    Key("log.rotation.keep", INT, "5", "Rotated log files kept per log."),
+    *_log_keys(),
     # plugins
     Key("plugins.vmq_passwd", FLAG, "on", "File based authentication plugin."),
     Key("plugins.vmq_acl", FLAG, "on", "File based authorization plugin."),
@@ -722,6 +872,7 @@ KEYS: tuple[Key, ...] = (
     *_webhook_keys(),
     *_bridge_keys(),
     *_operator_keys(),
+    *_ignored_keys(),
 )
 
 

@@ -25,19 +25,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def graphite_lines(metrics: HasSamples, prefix: str, api_key: str, now: int) -> bytes:
+def graphite_lines(metrics: HasSamples, prefix: str, api_key: str, now: int,
+                   labelled: HasSamples | None = None) -> bytes:
+    """A line per metric; with `labelled` (graphite_include_labels) also one per labelled sample, its
+    path ending in .<label>_<value> as VerneMQ's vmq_graphite writes it (mqtt.publish.received.mqtt_version_5)."""
     head = ".".join(p for p in (api_key, prefix) if p)
-    lines = []
-    for s in metrics.samples():
-        path = ".".join([*([head] if head else []), *topic_words(s.name)])
-        lines.append(f"{path} {fmt_value(s.value)} {now}\n")
+
+    def path(name: str) -> str:
+        return ".".join([*([head] if head else []), *topic_words(name)])
+
+    lines = [f"{path(s.name)} {fmt_value(s.value)} {now}\n" for s in metrics.samples()]
+    if labelled is not None:
+        lines += [f"{path(s.name)}.{'.'.join(f'{k}_{v}' for k, v in s.labels)} {fmt_value(s.value)} {now}\n"
+                  for s in labelled.samples(labelled=True) if s.labels]
     return "".join(lines).encode()
 
 
 class Graphite(PeriodicReporter):
     """`metrics` gives the figures to push: the node's own, or the sum over its workers."""
 
-    def __init__(self, node: Node, metrics: Callable[[], HasSamples]) -> None:
+    def __init__(self, node: Node, metrics: Callable[..., HasSamples]) -> None:
         super().__init__()
         self.node = node
         self.metrics = metrics
@@ -59,8 +66,9 @@ class Graphite(PeriodicReporter):
         cfg = self.node.config
         peer = (cfg["graphite_host"], cfg["graphite_port"])
         timeout = cfg["graphite_connect_timeout"] / 1000 or None
+        labelled = self.metrics(labelled=True) if cfg["graphite_include_labels"] else None
         data = graphite_lines(self.metrics(), cfg["graphite_prefix"], cfg["graphite_api_key"],
-                              int(time.time()))
+                              int(time.time()), labelled)
         try:
             if self.sock is None or self.peer != peer:
                 self._close()

@@ -266,3 +266,57 @@ def test_bin_vmq_admin_subprocess(broker, cid):
     out = subprocess.run([*vmq_admin, "bogus"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "Usage: vmq-admin <sub-command>" in out.stdout
     client.disconnect()
+
+
+def test_format_json_on_tables_text_and_errors(broker, cid):
+    import json
+
+    client = Paho(broker.port, cid)
+    client.connect()
+    ok, out = broker.admin("session", "show", f"--client_id={cid}", "--client_id", "--is_online",
+                           "--format=json")
+    assert ok and json.loads(out) == {"type": "table", "table": [{"client_id": cid, "is_online": True}]}
+    ok, out = broker.admin("listener", "show", "--mqtt", "--format=json")
+    [row] = [r for r in json.loads(out)["table"] if r["port"] == broker.port]  # a number, as VerneMQ's
+    assert row["address"] == "127.0.0.1" and row["all_conns"] >= 1 and row["type"] == "mqtt"
+    assert row["allowed_protocol_versions"] == "3,4,5,131,132" and row["allow_anonymous_override"] is False
+    ok, out = broker.admin("show", "max_inflight_messages", "--format=json")
+    assert ok and json.loads(out)["type"] == "table"
+    ok, out = broker.admin("session", "show", "--nonsense", "--format=json")
+    assert not ok and json.loads(out)["type"] == "alert"
+    ok, out = broker.admin("listener", "show", "--format=xml")
+    assert not ok and "--format" in out
+    text = subprocess.run([str(REPO / "bin" / "vmq-admin"), "--config", str(broker.conf_path), "listener",
+                           "show", "--format=json"], capture_output=True, text=True, timeout=60)
+    assert text.returncode == 0 and json.loads(text.stdout)["type"] == "table"
+    client.disconnect()
+
+
+def test_session_show_has_vernemqs_fields_regex_filters_and_drops(make_broker, cid):
+    node = make_broker({"max_online_messages": "2", "max_offline_messages": "2"})
+    sub = Paho(node.port, f"{cid}-sensor-1", clean=False)
+    sub.connect()
+    sub.subscribe(f"{cid}/t", 1)
+    sub.drop()  # offline: its queue keeps 2 messages and drops the rest
+    pub = Paho(node.port, f"{cid}-pub")
+    pub.connect()
+    for n in range(5):
+        pub.publish(f"{cid}/t", f"m{n}", 1)
+    fields = ["queue_pid", "session_pid", "is_offline", "statename", "deliver_mode", "is_plugin",
+              "queue_started_at", "session_started_at", "queue_size", "dropped"]
+    [row] = rows_of(node, "session", "show", f"--client_id=~^{cid}-sensor", *(f"--{f}" for f in fields))
+    assert row["is_offline"] == "true" and row["statename"] == "offline" and row["deliver_mode"] == "fanout"
+    assert row["queue_size"] == "2" and row["dropped"] == "3" and row["is_plugin"] == "false"
+    assert row["queue_pid"].startswith("<") and int(row["queue_started_at"]) > 0
+    [online] = rows_of(node, "session", "show", f"--client_id=~{cid}-p.b", "--session_pid", "--session_started_at",
+                       "--statename")
+    assert online["statename"] == "online" and online["session_pid"] and int(online["session_started_at"]) > 0
+    subs = rows_of(node, "session", "show", f"--client_id={cid}-sensor-1", "--topic", "--rap", "--no_local")
+    assert subs == [{"topic": f"{cid}/t", "rap": "false", "no_local": "false"}]
+    msgs = rows_of(node, "session", "show", f"--client_id={cid}-sensor-1", "--routing_key", "--payload",
+                   "--msg_qos")
+    assert [(m["routing_key"], m["msg_qos"]) for m in msgs] == [(f"{cid}/t", "1")] * 2
+    assert rows_of(node, "session", "show", "--client_id=~^nobody-") == []
+    ok, out = node.admin("session", "show", "--client_id=~(")
+    assert not ok and "regexp" in out
+    pub.disconnect()

@@ -83,3 +83,19 @@ def test_reconnects_after_the_server_drops_or_is_down(make_broker):
         assert f"graphite 127.0.0.1:{port}: " in node.output()  # the failed connect was logged
     finally:
         server.close()
+
+
+def test_include_labels_adds_vernemqs_labelled_paths(make_broker, cid):
+    server = Recorder(free_port())
+    try:
+        node = make_broker({**graphite_conf(server.server_address[1]), "graphite_include_labels": "on"})
+        client = Paho(node.port, cid, version=5)
+        client.connect()
+        client.publish(f"{cid}/g", "x", 1)
+        wait_until(lambda: [f for f in server.find("vmq.mqtt.publish.received.mqtt_version_5") if int(f[1]) >= 1],
+                   what="the labelled line")
+        assert server.find("vmq.mqtt.publish.received")  # the total too
+        assert not server.find("vmq.socket.open.mqtt_version_4")  # VerneMQ labels no socket counters
+        client.disconnect()
+    finally:
+        server.close()

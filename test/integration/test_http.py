@@ -62,8 +62,14 @@ def test_health_follows_the_mqtt_listeners(make_broker):
     status, body = get_json(node, "/health")
     assert status == 503 and body["status"] == "DOWN"
     assert body["reasons"] == ["Listeners are not ready: tcp.default"]
+    # VerneMQ's probes: the node answers (liveness) while its listeners are down (readiness)
+    assert get_json(node, "/health/ping") == (200, {"status": "OK"})
+    assert get_json(node, "/health/listeners") == (
+        503, {"status": "DOWN", "reason": "Listeners are not ready: tcp.default"})
+    assert get_json(node, "/health/listeners_full_cluster")[0] == 503
     assert node.admin("listener", "start", "address=127.0.0.1", f"port={node.port}") == (True, "Done")
-    assert get_json(node, "/health") == (200, {"status": "OK"})
+    for path in ("/health", "/health/ping", "/health/listeners", "/health/listeners_full_cluster"):
+        assert get_json(node, path) == (200, {"status": "OK"}), path
 
 
 def test_metrics_in_prometheus_text_format(node, cid):
@@ -74,14 +80,15 @@ def test_metrics_in_prometheus_text_format(node, cid):
     status, headers, body = get(node, "/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = body.decode()
-    assert "# HELP mqtt_publish_received The number of PUBLISH packets received.\n" in text
-    assert "# TYPE mqtt_publish_received counter\n" in text
-    assert "# TYPE active_mqtt_connections gauge\n" in text
+    # VerneMQ 2.x's names: prometheus_namespace (vernemq_) before VerneMQ's metric names
+    assert "# HELP vernemq_mqtt_publish_received The number of PUBLISH packets received.\n" in text
+    assert "# TYPE vernemq_mqtt_publish_received counter\n" in text
+    assert "# TYPE vernemq_active_mqtt_connections gauge\n" in text
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    [sample] = families["mqtt_publish_received"].samples
-    assert sample.labels == {"node": "VerneMQ@127.0.0.1"} and sample.value >= 3
-    assert families["active_mqtt_connections"].type == "gauge"
-    assert families["active_mqtt_connections"].samples[0].value >= 1
+    [sample] = [s for s in families["vernemq_mqtt_publish_received"].samples if s.labels["mqtt_version"] == "4"]
+    assert sample.labels == {"node": "VerneMQ@127.0.0.1", "mqtt_version": "4"} and sample.value >= 3
+    assert families["vernemq_active_mqtt_connections"].type == "gauge"
+    assert families["vernemq_active_mqtt_connections"].samples[0].value >= 1
     client.disconnect()
 
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import socket
 import ssl
-import struct
 
 import pytest
 from broker import free_port, wait_until
 from clients import TIMEOUT, Paho, Raw
-from pki import Pki, make_pki
+from pkikit import CLIENT_CN, Pki, proxy_v2, tls_conf
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -28,21 +27,6 @@ from wsproto.events import (
 
 from vmqpy.mqtt import packets as P
 from vmqpy.mqtt.codec import Decoder, encode
-
-CLIENT_CN = "device-7"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"), CLIENT_CN)
-
-
-def tls_conf(pki: Pki, key: str, **extra: str) -> dict[str, str]:
-    """The config of a TLS listener `key` (e.g. listener.ssl.default) on a free port."""
-    conf = {key: f"127.0.0.1:{free_port()}", f"{key}.certfile": pki.server_cert,
-            f"{key}.keyfile": pki.server_key, f"{key}.cafile": pki.ca}
-    conf.update({f"{key}.{k}": v for k, v in extra.items()})
-    return conf
 
 
 def port_of(node, key: str) -> int:
@@ -267,16 +251,6 @@ def test_bad_tls_settings_stop_the_listener_start(make_broker, pki, tmp_path):
 
 
 # -- PROXY protocol ----------------------------------------------------------------------------------------
-
-def proxy_v2(src: str, sport: int, command: int = 1, tlvs: bytes = b"") -> bytes:
-    """A v2 header for a TCP client src:sport (to 127.0.0.1 or ::1 port 1883)."""
-    six = ":" in src
-    family = 0x21 if six else 0x11
-    pack = socket.AF_INET6 if six else socket.AF_INET
-    dst = "::1" if six else "127.0.0.1"
-    body = socket.inet_pton(pack, src) + socket.inet_pton(pack, dst) + struct.pack("!HH", sport, 1883) + tlvs
-    return b"\r\n\r\n\x00\r\nQUIT\n" + bytes((0x20 | command, family)) + struct.pack("!H", len(body)) + body
-
 
 def peer(node, client_id: str) -> tuple[str, str]:
     [row] = node.rows("session", "show", f"--client_id={client_id}", "--peer_host", "--peer_port")

@@ -59,3 +59,14 @@ def test_delivery_complete_fires_on_the_subscribers_ack(make_broker, tmp_path, c
     assert delivered.read_text() == f"{cid} 1 real/done one\n{cid} 2 real/done two\n"
     _, out = node.admin("metrics", "show")
     assert "counter.mqtt_publish_sent = 2" in out
+
+
+def test_on_config_change_fires_on_vmq_admin_set(make_broker, tmp_path):
+    events = tmp_path / "events"
+    node = _alias_node(make_broker, events)
+    assert node.admin("set", "max_inflight_messages=7", "allow_anonymous=off") == (True, "")
+    changes = tmp_path / "events.config"
+    assert wait_until(lambda: changes.exists() and changes.read_text(), what="on_config_change") == \
+        "allow_anonymous=False max_inflight_messages=7\n"  # one call, the typed values
+    assert node.admin("set", "max_inflight_messages=many")[0] is False
+    assert changes.read_text().count("\n") == 1  # a refused value changes nothing, reports nothing

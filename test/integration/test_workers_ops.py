@@ -49,7 +49,8 @@ def get_json(node, path: str, key: str = "") -> tuple[int, object]:
 def scrape(node) -> dict[str, float]:
     status, body = get(node, "/metrics")
     assert status == 200
-    return {f.name: f.samples[0].value for f in text_string_to_metric_families(body.decode())}
+    families = text_string_to_metric_families(body.decode())
+    return {f.name.removeprefix("vernemq_"): f.samples[0].value for f in families}  # prometheus_namespace
 
 
 def publish_from_both(node, cid: str) -> list:

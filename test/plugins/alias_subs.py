@@ -2,8 +2,8 @@
 
 auth_on_subscribe and on_unsubscribe rewrite `alias/...` filters to `real/...`;
 on_topic_unsubscribed appends one line per call to the file named by the
-`alias_subs.events` setting (on_delivery_complete to that name + ".delivered"),
-so a test can see what the broker reported.
+`alias_subs.events` setting (on_delivery_complete to that name + ".delivered",
+on_config_change to + ".config"), so a test can see what the broker reported.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ class AliasSubs:
     def on_delivery_complete(self, username, subscriber_id, qos, topic, payload, is_retain) -> None:
         with open(self.events + ".delivered", "a") as f:
             f.write(f"{subscriber_id[1]} {qos} {topic} {payload.decode()}\n")
+
+    def on_config_change(self, changes: dict) -> None:
+        with open(self.events + ".config", "a") as f:
+            f.write(" ".join(f"{key}={value!r}" for key, value in sorted(changes.items())) + "\n")
 
     def on_topic_unsubscribed(self, subscriber_id, topics) -> None:
         with open(self.events, "a") as f:

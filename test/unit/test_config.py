@@ -123,7 +123,7 @@ listener.ssl.s.require_certificate = on
     assert a.opts["max_connections"] == 300 and b.opts["max_connections"] == 100
     assert w.opts["max_connections"] == 500
     assert a.opts["mountpoint"] == w.opts["mountpoint"] == "top/"
-    assert a.opts["allowed_protocol_versions"] == [3, 4, 5] and b.opts["allowed_protocol_versions"] == [5]
+    assert a.opts["allowed_protocol_versions"] == [3, 4, 5, 131, 132] and b.opts["allowed_protocol_versions"] == [5]
     assert a.opts["nr_of_acceptors"] == 10 and a.opts["proxy_protocol"] is False
     assert "cafile" not in a.opts
     assert s.opts["certfile"] == "/base/cert.pem" and s.opts["require_certificate"] is True
@@ -131,9 +131,10 @@ listener.ssl.s.require_certificate = on
     assert [lst.name for lst in cfg.listeners] == ["a", "b", "w", "s"]  # file order
 
 
-def test_named_listener_options_need_the_listener():
-    err = error_of("listener.tcp.x.mountpoint = a")
-    assert err.why == "listener.tcp.x is not set"
+def test_options_of_an_undefined_listener_are_ignored_as_vernemq_does():
+    cfg = parse("listener.tcp.x.mountpoint = a\n")
+    assert cfg.listeners == []
+    assert cfg.ignored() == [("listener.tcp.x.mountpoint", "listener.tcp.x is not set, so there is no such listener")]
 
 
 def test_paths_substitution_and_relative_resolution(tmp_path):

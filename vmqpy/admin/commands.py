@@ -10,6 +10,9 @@ it in the usage listing.
 
 from __future__ import annotations
 
+import base64
+import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,7 +22,7 @@ import gevent
 
 from vmqpy import __version__
 from vmqpy.admin.apikeys import api_keys, new_key, parse_expiry
-from vmqpy.admin.table import render_table
+from vmqpy.admin.table import FORMATS, render_json, render_table, split_format, table_document, text_document
 from vmqpy.config import ConfigError
 from vmqpy.config import Listener as ListenerSpec
 from vmqpy.config_schema import LISTENER_OPTIONS
@@ -47,6 +50,9 @@ class Table:
 
     def __str__(self) -> str:
         return render_table([{c: _cell(r.get(c)) for c in self.columns} for r in self.rows], self.columns)
+
+    def document(self) -> dict[str, Any]:
+        return table_document(self.rows, self.columns)
 
 
 def _cell(value: Any) -> str:
@@ -128,9 +134,20 @@ def execute(node: Node, argv: list[str]) -> Result:
     return asked, usage(group)
 
 
-def run_command(node: Node, argv: list[str]) -> tuple[bool, str]:
-    ok, out = execute(node, argv)
-    return ok, str(out)
+def run_command(node: Node, argv: list[str]) -> Result:
+    return execute(node, argv)
+
+
+def formatted(argv: list[str], run: Callable[[list[str]], Result]) -> tuple[bool, str]:
+    """Run `argv` without its `--format=human|json` word and print the output in that format, as
+    clique does for every VerneMQ command (a table as JSON rows, text as a text element)."""
+    argv, fmt = split_format(argv)
+    if fmt is not None and fmt not in FORMATS:
+        return False, f"Error: invalid value for --format: {fmt} (valid: {', '.join(FORMATS)})"
+    ok, out = run(argv)
+    if fmt != "json":
+        return ok, str(out)
+    return ok, render_json(out.document() if isinstance(out, Table) else text_document(str(out)), ok)
 
 
 def _subcommands(prefix: tuple[str, ...]) -> dict[str, str]:
@@ -230,8 +247,7 @@ def config_set(node: Node, args: Args) -> Result:
     if not changes:
         return _usage_error("set KEY=VALUE ... [--all]")
     try:
-        for key, value in changes.items():
-            node.config.set(key, value)
+        node.change_config(changes)
     except ConfigError as e:
         return False, f"Error: {e}"
     if "all" in args.bare and node.cluster is not None:
@@ -259,7 +275,8 @@ def config_show(node: Node, args: Args) -> Result:
 # -- queries with column selection (session show, retain show) ---------------------------------------------
 
 def _query(rows: Iterable[dict[str, Any]], args: Args, items: list[str], defaults: list[str]) -> Result:
-    """VerneMQ's vmq_ql flags: `--item` picks a column, `--item=value` filters, `--limit=N` (100)."""
+    """VerneMQ's vmq_ql flags: `--item` picks a column, `--item=value` filters, `--item=~regex` keeps rows
+    whose value the regex matches anywhere (vmq_ql's MATCH, Erlang's re:run), `--limit=N` (100)."""
     unknown = [k for k in args if k not in items and k not in ("limit", "rowtimeout")]
     if unknown:
         return False, f"Error: invalid flag --{unknown[0]} (valid: {', '.join(items)})"
@@ -267,40 +284,69 @@ def _query(rows: Iterable[dict[str, Any]], args: Args, items: list[str], default
         limit = int(args.get("limit", "100"))
     except ValueError:
         return False, "Error: --limit expects a number"
-    where = {k: args[k] for k in args.valued if k in items}
+    where = {k: args[k] for k in args.valued if k in items and not args[k].startswith("~")}
+    try:
+        match = {k: re.compile(args[k][1:]) for k in args.valued if k in items and args[k].startswith("~")}
+    except re.error as e:
+        return False, f"Error: can't compile regexp: {e}"
     columns = sorted({k for k in args.bare if k in items} or set(defaults))
     out = []
     for row in rows:
-        if all(_cell(row.get(k)) == v for k, v in where.items()):
+        if all(_cell(row.get(k)) == v for k, v in where.items()) and \
+                all(m.search(_cell(row.get(k))) for k, m in match.items()):
             out.append(row)
             if len(out) >= limit:
                 break
     return True, Table(out, columns)
 
 
-SESSION_ITEMS = ["node", "client_id", "mountpoint", "user", "peer_host", "peer_port", "protocol",
-                 "is_online", "clean_session", "num_sessions", "queue_size", "online_messages",
-                 "offline_messages", "waiting_acks", "topic", "qos"]
+# VerneMQ's 31 (vmq_info:fields_config), then vmqpy's per-session drop count (VerneMQ #1303)
+QUEUE_ITEMS = ["node", "mountpoint", "client_id", "queue_pid", "queue_size", "session_pid", "is_offline",
+               "is_online", "statename", "deliver_mode", "offline_messages", "online_messages", "num_sessions",
+               "clean_session", "is_plugin", "queue_started_at"]
+SESSION_FIELDS = ["user", "peer_host", "peer_port", "protocol", "waiting_acks", "session_started_at"]
+SUBSCRIPTION_FIELDS = ["topic", "qos", "rap", "no_local"]
+MESSAGE_FIELDS = ["msg_ref", "msg_qos", "routing_key", "dup", "payload"]
+SESSION_ITEMS = [*QUEUE_ITEMS, *SESSION_FIELDS, *SUBSCRIPTION_FIELDS, *MESSAGE_FIELDS, "dropped"]
 SESSION_DEFAULTS = ["client_id", "is_online", "mountpoint", "peer_host", "peer_port", "user"]
 
 
-def _session_rows(node: Node, with_subscriptions: bool) -> Iterable[dict[str, Any]]:
+def _pid(obj: object) -> str:
+    """An Erlang-pid-like name of a queue or session: this process and the object's identity."""
+    return f"<{os.getpid()}.{id(obj)}.0>"
+
+
+def _session_rows(node: Node, wanted: set[str]) -> Iterable[dict[str, Any]]:
+    """One row per session of each queue (one per offline queue); with subscription or message
+    columns asked for, one per subscription / stored message, as vmq_info's joined tables."""
     reg = node.registry
     for sid in sorted(set(reg.queues) | set(reg.sessions)):
         queue = reg.queues.get(sid)
         sessions = list(queue.sessions) if queue is not None else []
         size = queue.size() if queue is not None else node.msg_store.count(f"{sid[0]}\x00{sid[1]}")
-        base = {"node": node.name, "mountpoint": sid[0], "client_id": sid[1], "is_online": bool(sessions),
-                "clean_session": sid not in reg.sessions, "num_sessions": len(sessions), "queue_size": size,
-                "online_messages": size if sessions else 0, "offline_messages": 0 if sessions else size}
+        online = bool(sessions)
+        base = {"node": node.name, "mountpoint": sid[0], "client_id": sid[1], "is_online": online,
+                "is_offline": not online, "clean_session": sid not in reg.sessions,
+                "num_sessions": len(sessions), "queue_size": size,
+                "online_messages": size if online else 0, "offline_messages": 0 if online else size,
+                "queue_pid": _pid(queue) if queue is not None else None,
+                "statename": "online" if online else "offline", "is_plugin": False,
+                "deliver_mode": queue.opts.deliver_mode if queue is not None else None,
+                "queue_started_at": queue.started_at if queue is not None else None,
+                "dropped": queue.dropped if queue is not None else 0}
         rows = [base | {"user": s.username or "", "peer_host": s.peer[0], "peer_port": s.peer[1],
-                        "protocol": s.proto_level, "waiting_acks": s.inflight_count} for s in sessions]
-        for row in rows or [base]:
-            if not with_subscriptions:
-                yield row
-                continue
-            for filt, sub in reg.subscriptions.get(sid, {}).items():
-                yield row | {"topic": filt, "qos": sub.qos}
+                        "protocol": s.proto_level, "waiting_acks": s.inflight_count, "session_pid": _pid(s),
+                        "session_started_at": s.started_at} for s in sessions] or [base]
+        if wanted & set(SUBSCRIPTION_FIELDS):
+            subs = reg.subscriptions.get(sid, {}).items()
+            rows = [row | {"topic": filt, "qos": sub.qos, "rap": sub.retain_as_published,
+                           "no_local": sub.no_local} for row in rows for filt, sub in subs]
+        if wanted & set(MESSAGE_FIELDS):
+            stored = node.msg_store.read(f"{sid[0]}\x00{sid[1]}")
+            rows = [row | {"msg_ref": base64.b64encode(msg.ref).decode(), "msg_qos": flags & 3,
+                           "routing_key": msg.topic, "dup": False, "payload": msg.payload.decode(errors="replace")}
+                    for row in rows for _seq, msg, flags in stored]
+        yield from rows
 
 
 @command("session", "show")
@@ -308,14 +354,18 @@ def session_show(node: Node, args: Args) -> Result:
     """Show and filter sessions (online and offline).
 
   --client_id --is_online --mountpoint --peer_host --peer_port --user   the default columns
-  --<item>           show column <item>; items: node client_id mountpoint user peer_host peer_port
-                     protocol is_online clean_session num_sessions queue_size online_messages
-                     offline_messages waiting_acks topic qos
+  --<item>           show column <item>; items: VerneMQ's node mountpoint client_id queue_pid
+                     queue_size session_pid is_offline is_online statename deliver_mode
+                     offline_messages online_messages num_sessions clean_session is_plugin
+                     queue_started_at user peer_host peer_port protocol waiting_acks
+                     session_started_at topic qos rap no_local msg_ref msg_qos routing_key dup payload,
+                     and dropped (messages the session's queue dropped)
   --<item>=<value>   only rows where <item> is <value> (e.g. --is_online=false)
+  --<item>=~<regex>  only rows where the regex matches <item> (e.g. --client_id=~^sensor-1)
   --limit=<N>        at most N rows (default 100)
-  --topic / --qos    one row per subscription (sessions without any are left out)"""
-    with_subs = "topic" in args or "qos" in args
-    return _query(_session_rows(node, with_subs), args, SESSION_ITEMS, SESSION_DEFAULTS)
+  --topic --qos --rap --no_local                      one row per subscription (none: left out)
+  --msg_ref --msg_qos --routing_key --dup --payload   one row per stored message (none: left out)"""
+    return _query(_session_rows(node, set(args)), args, SESSION_ITEMS, SESSION_DEFAULTS)
 
 
 def _online(node: Node, sid: tuple[str, str]) -> list:
@@ -387,9 +437,19 @@ def _find_listener(node: Node, args: Args) -> tuple[Any, Any] | None:
 
 @command("listener", "show")
 def listener_show(node: Node, args: Args) -> Result:
-    """Show all listeners: MQTT and HTTP."""
+    """Show all listeners: MQTT and HTTP (VerneMQ's columns).
+
+  --tls (-t)    also the TLS settings: tls_version certfile cafile keyfile require_certificate
+                use_identity_as_username psk_support pskfile
+  --mqtt (-m)   also allowed_protocol_versions and allow_anonymous_override"""
     rows = [listener.describe() for ls in _listener_sets(node) for listener in ls.all.values()]
-    return True, Table(rows, ["type", "status", "ip", "port", "mountpoint", "max_conns", "active_conns"])
+    columns = ["type", "status", "address", "port", "mountpoint", "max_conns", "active_conns", "all_conns"]
+    if {"tls", "t"} & set(args):
+        columns += ["tls_version", "certfile", "cafile", "keyfile", "require_certificate",
+                    "use_identity_as_username", "psk_support", "pskfile"]
+    if {"mqtt", "m"} & set(args):
+        columns += ["allowed_protocol_versions", "allow_anonymous_override"]
+    return True, Table(rows, columns)
 
 
 @command("listener", "stop")
@@ -442,7 +502,7 @@ def _new_mqtt_listener(node: Node, args: Args) -> tuple[Any, str] | str:
         port = int(args["port"])
     except ValueError:
         return "Error: port must be a number"
-    opts = {o.name: node.config[f"listener.tcp.{o.name}"] for o in LISTENER_OPTIONS if "tcp" in o.kinds}
+    opts = {o.name: node.config.get(f"listener.tcp.{o.name}") for o in LISTENER_OPTIONS if "tcp" in o.kinds}
     if "mountpoint" in args:
         opts["mountpoint"] = args["mountpoint"]
     if "max_connections" in args:

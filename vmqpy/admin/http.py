@@ -4,6 +4,10 @@ Routes, each belonging to one of VerneMQ's HTTP modules (a listener serves
 the modules its `http_modules` option names, else those of `http_modules`):
 
     /health        vmq_health_http    200 {"status":"OK"}, or 503 {"status":"DOWN","reasons":[...]}
+                                      (listeners and workers not ready); also, as VerneMQ's:
+    /health/ping                      200 {"status":"OK"} while the node answers HTTP (liveness)
+    /health/listeners                 listeners only: 503 {"status":"DOWN","reason":"..."}
+    /health/listeners_full_cluster    /health, and 503 while another cluster node is unreachable
     /metrics       vmq_metrics_http   Prometheus text format, VerneMQ's metric names, node label
     /status        vmq_status_http    the cluster's status page, polling /status.json (admin/cluster_status.py)
     /api/v1/...    vmq_http_mgmt_api  vmq-admin commands as JSON
@@ -26,14 +30,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
 
 import ujson
+from gevent import pywsgi
 from gevent.pool import Pool
-from gevent.pywsgi import WSGIServer
+from gevent.pywsgi import WSGIHandler, WSGIServer
 
+from vmqpy import http_limits
 from vmqpy.admin import http_pub
 from vmqpy.admin.apikeys import api_keys
 from vmqpy.admin.cluster_status import cluster_status
 from vmqpy.admin.commands import Result, Table
+from vmqpy.admin.table import text_document
+from vmqpy.broker import tls
 from vmqpy.broker.listeners import Listener, ListenerError
+from vmqpy.config_schema import HTTP_KINDS
 from vmqpy.metrics import HasSamples, prometheus_text
 
 if TYPE_CHECKING:
@@ -54,7 +63,7 @@ class OpsView(Protocol):
     """The node as its operators see it (services.LocalView, or cluster.ops.WorkersView summing
     the workers): what /health, /metrics, /status.json, /api/v1, $SYS and Graphite show."""
 
-    def metrics(self) -> HasSamples: ...
+    def metrics(self, labelled: bool = False) -> HasSamples: ...
     def status(self) -> dict[str, Any]: ...
     def health(self) -> list[str]: ...
     def execute(self, argv: list[str]) -> Result: ...
@@ -69,6 +78,12 @@ def health_concerns(node: Node) -> list[str]:
     return [f"Listeners are not ready: {', '.join(down)}"] if down else []
 
 
+def _health(concerns: list[str]) -> Response:
+    if concerns:
+        return _json(503, {"status": "DOWN", "reasons": concerns})
+    return _json(200, {"status": "OK"})
+
+
 def _json(status: int, value: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:
     return status, [("Content-Type", "application/json"), *headers], ujson.dumps(value).encode()
 
@@ -76,8 +91,8 @@ def _json(status: int, value: Any, headers: Iterable[tuple[str, str]] = ()) -> R
 def _command_json(output: str | Table) -> Any:
     """clique's JSON writer: a table as rows, text as text, nothing as []."""
     if isinstance(output, Table):
-        return {"type": "table", "table": [{c: r.get(c) for c in output.columns} for r in output.rows]}
-    return {"type": "text", "text": output} if output else []
+        return output.document()
+    return text_document(output) if output else []
 
 
 # the API key scope each module's `apikey` auth mode asks for (VerneMQ's vmq_auth_apikey scopes)
@@ -86,21 +101,24 @@ SCOPES = {"vmq_http_mgmt_api": "mgmt", "vmq_status_http": "status", "vmq_metrics
 
 
 def auth_mode(node: Node, listener: str, module: str) -> str:
-    """listener.http.NAME.http_module.MODULE.auth.mode, else http_module.MODULE.auth.mode."""
-    local = node.config.get(f"listener.http.{listener}.http_module.{module}.auth.mode")
+    """listener.KIND.NAME.http_module.MODULE.auth.mode (`listener`: "http.NAME" or "https.NAME"),
+    else http_module.MODULE.auth.mode."""
+    local = node.config.get(f"listener.{listener}.http_module.{module}.auth.mode")
     return local or node.config[f"http_module.{module}.auth.mode"]
 
 
 class App:
     """The WSGI application of one HTTP listener."""
 
-    def __init__(self, node: Node, modules: Iterable[str], view: OpsView, listener: str = "default") -> None:
+    def __init__(self, node: Node, modules: Iterable[str], view: OpsView, listener: str = "http.default") -> None:
         self.node = node
         self.view = view
         self.listener = listener
         self.keys = api_keys(node)
         routes: dict[str, dict[str, Callable[[dict], Response]]] = {
-            "vmq_health_http": {"/health": self.health},
+            "vmq_health_http": {"/health": self.health, "/health/ping": self.health_ping,
+                                "/health/listeners": self.health_listeners,
+                                "/health/listeners_full_cluster": self.health_full_cluster},
             "vmq_metrics_http": {"/metrics": self.metrics},
             "vmq_status_http": {"/status": self.status_page, "/status/": self.status_page,
                                 "/status.json": self.status_json},
@@ -135,13 +153,23 @@ class App:
         return self.auth.get(module) != "apikey" or self.keys.valid(_api_key(environ), SCOPES[module])
 
     def health(self, environ: dict) -> Response:
-        concerns = self.view.health()
-        if concerns:
-            return _json(503, {"status": "DOWN", "reasons": concerns})
+        return _health(self.view.health())
+
+    def health_ping(self, environ: dict) -> Response:
         return _json(200, {"status": "OK"})
 
+    def health_listeners(self, environ: dict) -> Response:
+        concerns = self.view.health()
+        return _json(503, {"status": "DOWN", "reason": "; ".join(concerns)}) if concerns else _health([])
+
+    def health_full_cluster(self, environ: dict) -> Response:
+        cluster = self.node.cluster
+        offline = ["At least one node is offline"] if cluster is not None and cluster.split else []
+        return _health(offline + self.view.health())
+
     def metrics(self, environ: dict) -> Response:
-        text = prometheus_text(self.view.metrics(), {"node": self.node.name})
+        text = prometheus_text(self.view.metrics(labelled=True), {"node": self.node.name},
+                               self.node.config["prometheus_namespace"])
         return 200, [("Content-Type", PROMETHEUS_TYPE)], text.encode()
 
     def status_page(self, environ: dict) -> Response:
@@ -186,6 +214,42 @@ def _api_key(environ: dict) -> str:
         return ""
 
 
+class _TooLong(ValueError):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"request over the listener's limits ({status})")
+        self.status = status
+
+
+class LimitedHandler(WSGIHandler):
+    """gevent's handler with the listener's limits (`server.limits`: its options)."""
+
+    def read_requestline(self) -> str:
+        return self.rfile.readline(self.server.limits.get("max_request_line_length", 8000) + 3).decode("latin-1")
+
+    def read_request(self, raw_requestline: str) -> bool:
+        status = http_limits.too_long(raw_requestline.rstrip("\r\n"), [], self.server.limits)
+        if status:
+            raise _TooLong(status)
+        ok = super().read_request(raw_requestline)
+        status = http_limits.too_long("", list(self.headers.items()), self.server.limits)
+        if status:
+            raise _TooLong(status)
+        return ok
+
+    def _handle_client_error(self, ex: BaseException):
+        if isinstance(ex, _TooLong):
+            reason = http_limits.REASONS[ex.status]
+            return (str(ex.status), b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+                    % (ex.status, reason.encode()))
+        return super()._handle_client_error(ex)
+
+
+def allow_request_lines(length: int) -> None:
+    """gevent refuses request lines of MAX_REQUEST_LINE (a module setting) before any handler can; raise
+    it to the longest a listener allows, LimitedHandler applies each listener's own."""
+    pywsgi.MAX_REQUEST_LINE = max(pywsgi.MAX_REQUEST_LINE, length + 3)
+
+
 class HttpListener(Listener):
     """One listener.http.<name> and its WSGI server."""
 
@@ -200,7 +264,8 @@ class HttpListeners:
         self.node = node
         self.view = view
         self.all: dict[str, HttpListener] = {
-            f"http.{spec.name}": HttpListener(spec) for spec in node.config.listeners if spec.kind == "http"}
+            f"{spec.kind}.{spec.name}": HttpListener(spec) for spec in node.config.listeners
+            if spec.kind in HTTP_KINDS}
 
     def start_all(self) -> None:
         for listener in self.all.values():
@@ -213,15 +278,24 @@ class HttpListeners:
         limit = listener.opts.get("max_connections", math.inf)
         spawn = Pool(int(limit)) if limit != math.inf else "default"
         modules = listener.opts.get("http_modules") or self.node.config["http_modules"]
-        app = App(self.node, modules, self.view, listener.name)
-        server = WSGIServer((spec.host, spec.port), app, spawn=spawn, log=None, error_log=log)
+        app = App(self.node, modules, self.view, f"{listener.kind}.{listener.name}")
+        where = f"listener {listener.kind}.{listener.name}"
+        tls_args = {}
+        if listener.kind == "https":  # TLS as the ssl listeners have it (certfile, keyfile, cafile, ...)
+            try:
+                tls_args = {"ssl_context": tls.server_context(listener.opts)}
+            except (OSError, ValueError) as e:
+                raise ListenerError(f"{where}: TLS: {e}") from e
+        server = WSGIServer((spec.host, spec.port), app, spawn=spawn, log=None, error_log=log,
+                            handler_class=LimitedHandler, **tls_args)
+        server.limits = listener.opts
+        allow_request_lines(listener.opts.get("max_request_line_length", 8000))
         try:
             server.start()
         except OSError as e:
-            raise ListenerError(f"listener http.{listener.name} on {spec.host}:{spec.port}: "
-                                f"{e.strerror or e}") from e
+            raise ListenerError(f"{where} on {spec.host}:{spec.port}: {e.strerror or e}") from e
         listener.server = server
-        log.info("listener http.%s on %s:%s started", listener.name, *listener.address)
+        log.info("%s on %s:%s started", where, *listener.address)
 
     def stop(self, listener: HttpListener, timeout: float | None = None) -> None:
         """Stop accepting; with a timeout also end open requests after that many seconds."""
@@ -229,7 +303,7 @@ class HttpListeners:
         if server is not None:
             server.close() if timeout is None else server.stop(timeout=timeout)
             listener.server = None
-            log.info("listener http.%s stopped", listener.name)
+            log.info("listener %s.%s stopped", listener.kind, listener.name)
 
     def stop_all(self) -> None:
         for listener in self.all.values():

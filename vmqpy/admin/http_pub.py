@@ -182,7 +182,7 @@ def _properties(value: Any) -> list[tuple[str, str]]:
 def setting(node: Node, listener: str, name: str) -> Any:
     """A vmq_http_pub setting: the listener's (listener.http.NAME.http_modules.vmq_http_pub.X), else the
     global one (vmq_http_pub.X)."""
-    local = node.config.get(f"listener.http.{listener}.http_modules.vmq_http_pub.{name}")
+    local = node.config.get(f"listener.{listener}.http_modules.vmq_http_pub.{name}")
     return local if local is not None else node.config.get(f"vmq_http_pub.{name}")
 
 

@@ -17,7 +17,7 @@ import ujson
 from gevent.server import StreamServer
 
 from vmqpy.admin import store_commands  # noqa: F401  (registers the store commands)
-from vmqpy.admin.commands import run_command
+from vmqpy.admin.commands import Result, formatted, run_command
 
 if TYPE_CHECKING:
     from vmqpy.broker.node import Node
@@ -62,7 +62,7 @@ class AdminServer:
         f = sock.makefile("rb")
         try:
             line = f.readline(MAX_REQUEST)
-            ok, output = self.command([str(a) for a in ujson.loads(line)["argv"]])
+            ok, output = formatted([str(a) for a in ujson.loads(line)["argv"]], self.command)
         except (ValueError, KeyError, TypeError) as e:
             ok, output = False, f"bad admin request: {e}"
         except OSError:
@@ -73,7 +73,7 @@ class AdminServer:
             pass
 
 
-    def command(self, argv: list[str]) -> tuple[bool, str]:
+    def command(self, argv: list[str]) -> Result:
         return run_command(self.node, argv)
 
 

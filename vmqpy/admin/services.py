@@ -26,8 +26,8 @@ class LocalView:
     def __init__(self, node: Node) -> None:
         self.node = node
 
-    def metrics(self) -> HasSamples:
-        return self.node.metrics
+    def metrics(self, labelled: bool = False) -> HasSamples:
+        return self.node.metrics  # its samples(labelled) gives either
 
     def status(self) -> dict[str, Any]:
         return node_status(self.node)

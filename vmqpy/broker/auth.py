@@ -50,7 +50,8 @@ class Exchange:
         code = val.get("reason_code", R.SUCCESS)
         out = {**(val.get("properties") or {}), "authentication_method": self.method}
         if code == R.CONTINUE_AUTHENTICATION:
-            s.node.metrics.counters["mqtt_auth_sent"] += 1
+            s.counters["mqtt_auth_sent"] += 1
+            s.node.metrics.count_code("mqtt_auth_sent", 5, R.CONTINUE_AUTHENTICATION)
             s.send_packet(P.Auth(R.CONTINUE_AUTHENTICATION, out))
             return None
         if code != R.SUCCESS:
@@ -91,5 +92,6 @@ def on_auth(session: Session, p: P.Auth) -> None:
     session.auth = None
     if exchange.connect is not None:
         return session.finish_connect(exchange.connect, result)
-    session.node.metrics.counters["mqtt_auth_sent"] += 1
+    session.counters["mqtt_auth_sent"] += 1
+    session.node.metrics.count_code("mqtt_auth_sent", 5, R.SUCCESS)
     return session.send_packet(P.Auth(R.SUCCESS, result))

@@ -37,12 +37,14 @@ def v5_expiry(interval: int) -> float | None:
 def on_connect(s: Session, p: P.Connect) -> None:
     node = s.node
     cfg = node.config
-    node.metrics.counters["mqtt_connect_received"] += 1
     level = p.proto_level
     s.proto_level = level
     s.bridge = p.bridge  # as mosquitto: a bridge's subscriptions are no-local and retain-as-published
-    if level not in s.listener.opts.get("allowed_protocol_versions", (3, 4, 5)):
-        return s.refuse(level, R.UNSUPPORTED_PROTOCOL_VERSION, f"protocol level {level} not allowed")
+    s.counters = node.metrics.for_level(level)
+    s.counters["mqtt_connect_received"] += 1
+    wire_level = level | 0x80 if p.bridge else level  # VerneMQ's 131/132: a bridge's 3.1/3.1.1
+    if wire_level not in s.listener.opts.get("allowed_protocol_versions", (3, 4, 5, 131, 132)):
+        return s.refuse(level, R.UNSUPPORTED_PROTOCOL_VERSION, f"protocol level {wire_level} not allowed")
     if node.overload.active:
         node.metrics.counters["overload_connect_refused"] += 1
         return s.refuse(level, R.SERVER_BUSY, "node overloaded")
@@ -69,6 +71,8 @@ def on_connect(s: Session, p: P.Connect) -> None:
     s.sid = (s.mountpoint, client_id)
     if s.listener.opts.get("use_identity_as_username"):  # the client certificate's CN, as VerneMQ's preauth
         p.username = tls.common_name(s.sock) or p.username
+    elif s.preauth is not None:  # the CN a proxy sent (PROXY v2 TLV, X-Forwarded CN header)
+        p.username = s.preauth
     s.username = p.username
     method = props.get("authentication_method") if level == 5 else None
     if method is not None:
@@ -78,7 +82,7 @@ def on_connect(s: Session, p: P.Connect) -> None:
         except auth.AuthFailed as e:
             return s.refuse(level, e.reason_code, str(e))
         return None if result is None else finish(s, p, result)
-    if not cfg["allow_anonymous"] and not _auth_register(s, p, props):
+    if not node.anonymous_allowed(s) and not _auth_register(s, p, props):
         return None
     return finish(s, p, None)
 
@@ -121,7 +125,7 @@ def finish(s: Session, p: P.Connect, auth_props: dict | None) -> None:
     node.sessions.add(s)
     connack_props = _connack_props(s, p, props, auth_props) if level == 5 else None
     s.send_connack(P.Connack(present, 0, connack_props), level)
-    node.metrics.counters["mqtt_connack_accepted_sent"] += 1
+    s.counters["mqtt_connack_accepted_sent"] += 1
     queue.start_delivery(s)
     s.keep_alive()
     node.hooks_event("on_register_m5" if level == 5 else "on_register", s.peer, s.sid, s.username,
@@ -147,12 +151,13 @@ def _connack_props(s: Session, p: P.Connect, props: dict, auth_props: dict | Non
 
 def _auth_register(s: Session, p: P.Connect, props: dict) -> bool:
     hooks = s.node.hooks
+    plugins = s.listener.opts.get("auth_plugins", ())
     if p.proto_level == 5:
         res, val = hooks.all_till_ok("auth_on_register_m5", s.peer, s.sid, p.username, p.password,
-                                     p.clean_start, props)
+                                     p.clean_start, props, plugins=plugins)
     else:
         res, val = hooks.all_till_ok("auth_on_register", s.peer, s.sid, p.username, p.password,
-                                     p.clean_start)
+                                     p.clean_start, plugins=plugins)
     if res == "ok":
         _apply_register_modifiers(s, val)
         return True

@@ -13,6 +13,7 @@ socket's watcher); the others keep the greenlet.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import struct
 from typing import TYPE_CHECKING
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TYPES = {"tcp": "mqtt", "ssl": "mqtts", "ws": "mqttws", "wss": "mqttwss", "http": "http"}  # as vmq-admin shows
+TYPES = {"tcp": "mqtt", "ssl": "mqtts", "ws": "mqttws", "wss": "mqttwss", "http": "http",
+         "https": "https"}  # as vmq-admin shows
 
 
 class ListenerError(Exception):
@@ -83,10 +85,19 @@ class Listener:
 
     def describe(self) -> dict:
         host, port = self.address
+        opts = self.opts
         return {"type": TYPES[self.kind], "name": self.name,
-                "status": "running" if self.running else "stopped", "ip": host, "port": port,
-                "mountpoint": self.opts.get("mountpoint", ""),
-                "max_conns": self.opts.get("max_connections", 0), "active_conns": self.connections}
+                "status": "running" if self.running else "stopped", "address": host, "port": port,
+                "mountpoint": opts.get("mountpoint", ""), "max_conns": opts.get("max_connections", 0),
+                # open connections; vmqpy has no ranch connections removed from the count (all = active)
+                "active_conns": self.connections, "all_conns": self.connections,
+                "tls_version": opts.get("tls_version", ""), "certfile": opts.get("certfile", ""),
+                "cafile": opts.get("cafile", ""), "keyfile": opts.get("keyfile", ""),
+                "require_certificate": opts.get("require_certificate", False),
+                "use_identity_as_username": opts.get("use_identity_as_username", False),
+                "psk_support": opts.get("psk_support", False), "pskfile": opts.get("pskfile", ""),
+                "allowed_protocol_versions": ",".join(map(str, opts.get("allowed_protocol_versions", ()))),
+                "allow_anonymous_override": opts.get("allow_anonymous_override", False)}
 
 
 def socket_options(options: list) -> list[tuple[int, int, int | bytes]]:
@@ -196,10 +207,11 @@ class Listeners:
         except OSError:
             pass
         if listener.kind != "tcp":
-            sock = self._open(listener, sock, addr)
-            if sock is None:
+            opened = self._open(listener, sock, addr)
+            if opened is None:
                 listener.connections -= 1
                 return
+            sock, addr = opened
         Session(self.node, sock, addr, listener).start()
 
     @staticmethod
@@ -207,20 +219,29 @@ class Listeners:
         """The client address from the PROXY header (None: malformed, the connection is closed)."""
         sock.settimeout(CONNECT_TIMEOUT)
         try:
-            return proxy_protocol.read_header(sock) or addr
+            proxied, cn = proxy_protocol.read_proxied(sock)
         except (proxy_protocol.ProxyError, OSError) as e:
             log.warning("listener %s.%s: closing %s:%s: %s", listener.kind, listener.name, *addr[:2], e)
             sock.close()
             return None
+        addr = proxied or addr
+        if cn and listener.opts.get("proxy_protocol_use_cn_as_username"):
+            addr = (*addr[:2], cn)  # the third element: the username given by the proxy (Session.preauth)
+        return addr
 
     def _open(self, listener: Listener, sock: socket.socket, addr):
-        """TLS handshake (ssl, wss) and WebSocket upgrade (ws, wss); None when either fails."""
+        """TLS handshake (ssl, wss) and WebSocket upgrade (ws, wss): the socket and the client's address
+        (X-Forwarded-For's with proxy_xff_support); None when either fails."""
         try:
             if listener.tls is not None:
-                sock = tls.handshake(listener.tls, sock, CONNECT_TIMEOUT)
+                sock = tls.handshake(listener.tls, sock, _ms(listener.opts["tls_handshake_timeout"]))
+                _check_depth(listener, sock)
             if listener.kind in ("ws", "wss"):
-                sock = websocket.accept(sock, CONNECT_TIMEOUT, self.node.config["max_ws_frame_size"])
-            return sock
+                sock = websocket.accept(sock, CONNECT_TIMEOUT, listener.opts,
+                                        self.node.config["max_ws_frame_size"])
+                if listener.opts.get("proxy_xff_support"):
+                    addr = _forwarded(listener.opts, sock.request_headers, addr)
+            return sock, addr
         except (OSError, websocket.HandshakeRefused) as e:  # ssl.SSLError, timeouts are OSErrors
             log.info("listener %s.%s: %s:%s refused: %s", listener.kind, listener.name, *addr[:2], e)
             sock.close()
@@ -228,3 +249,32 @@ class Listeners:
 
     def connection_closed(self, session: Session) -> None:
         session.listener.connections -= 1
+
+
+def _ms(value: float) -> float | None:
+    """A timeout in milliseconds (or infinity) as gevent's seconds (None: none)."""
+    return None if value == math.inf else value / 1000
+
+
+def _check_depth(listener: Listener, sock) -> None:
+    """A verified client certificate chain longer than the listener's `depth` intermediates is refused."""
+    cert = sock.getpeercert() if listener.opts.get("require_certificate") else None
+    if cert and tls.intermediates(listener.tls, cert) > listener.opts["depth"]:
+        raise OSError(f"client certificate chain has more than depth = {listener.opts['depth']} intermediate CAs")
+
+
+def _forwarded(opts: dict, headers: dict[str, str], addr) -> tuple:
+    """The client as a trusted proxy names it (VerneMQ's vmq_proxy_xff): the first X-Forwarded-For
+    address, the proxy's port, and with proxy_xff_use_cn_as_username the CN header as username."""
+    trusted = [ip.strip() for ip in opts.get("proxy_xff_trusted_intermediate", "").split(";") if ip.strip()]
+    if addr[0] not in trusted:
+        raise websocket.HandshakeRefused(f"X-Forwarded-For from {addr[0]}, not a trusted intermediate")
+    origin = headers.get("x-forwarded-for", "").split(",")[0].strip()
+    if not origin:
+        raise websocket.HandshakeRefused("no X-Forwarded-For header")
+    if not opts.get("proxy_xff_use_cn_as_username"):
+        return origin, addr[1]
+    cn = headers.get(opts.get("proxy_xff_cn_header", "x-ssl-client-cn").lower(), "")
+    if not cn:
+        raise websocket.HandshakeRefused("no client CN header from the proxy")
+    return origin, addr[1], cn

@@ -7,6 +7,7 @@ import time
 
 import gevent
 
+from vmqpy import client_classes
 from vmqpy.broker.listeners import Listeners
 from vmqpy.broker.message import Msg
 from vmqpy.broker.overload import OverloadMonitor
@@ -18,6 +19,7 @@ from vmqpy.broker.shared import SharedSubscriptions
 from vmqpy.broker.wills import Wills
 from vmqpy.metrics import Metrics
 from vmqpy.plugins.hooks import Hooks
+from vmqpy.process_stats import ProcessStats
 from vmqpy.store.messages import MessageStore
 from vmqpy.store.metadata import MetadataStore
 
@@ -52,8 +54,17 @@ class Node:
         self._retain_expiry: gevent.Greenlet | None = None
         self.metrics.gauge("router_subscriptions", lambda: self.router.count)
         self.metrics.gauge("retain_messages", lambda: self.retain.count)
-        self.metrics.gauge("active_mqtt_connections", lambda: len(self.sessions))
+        self.metrics.gauge("active_mqtt_connections", lambda: len(self.sessions) - self._websocket_sessions())
+        self.metrics.gauge("active_mqttws_connections", self._websocket_sessions)
+        self.metrics.gauge("total_active_connections", lambda: len(self.sessions))
+        self.metrics.counter_live("bytes_received", lambda: sum(s.bytes_in for s in self.sessions))
+        self.metrics.counter_live("bytes_sent", lambda: sum(s.bytes_out for s in self.sessions))
+        ProcessStats().register(self.metrics)
+        self.metrics.labelled = lambda: client_classes.figures(self)
         self.metrics.gauge("queue_processes", lambda: len(self.registry.queues))
+
+    def _websocket_sessions(self) -> int:
+        return sum(1 for s in self.sessions if s.listener.kind in ("ws", "wss"))
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -109,10 +120,22 @@ class Node:
         self.stopped.set()
         log.info("node %s stopped", self.name)
 
+    def change_config(self, changes: dict[str, str]) -> None:
+        """Set runtime keys (vmq-admin set, or set --all arriving from another node); then the plugins'
+        on_config_change hook gets {key: new typed value}, as VerneMQ's change_config. Raises ConfigError
+        (nothing changed after the first bad key)."""
+        for key, value in changes.items():
+            self.config.set(key, value)
+        self.hooks_event("on_config_change", {key: self.config[key] for key in changes})
+
     # -- hooks --------------------------------------------------------------
     def hooks_event(self, name: str, *args) -> None:
         if name in self._hook_names:
             self.hooks.all(name, *args)
+
+    def anonymous_allowed(self, session) -> bool:
+        """allow_anonymous, or the session's listener has allow_anonymous_override."""
+        return self.config["allow_anonymous"] or session.listener.opts.get("allow_anonymous_override", False)
 
     def authorize_publish(self, session, msg: Msg) -> bool:
         """Run auth_on_publish(_m5); apply its modifiers to `msg`. False = denied."""
@@ -122,13 +145,14 @@ class Node:
         active = self._hook_names
         if name not in active:
             # No plugin decides: open only where anonymous access is allowed.
-            return self.config["allow_anonymous"]
+            return self.anonymous_allowed(session)
         args = (session.username, session.sid, msg.qos, msg.topic, msg.payload, msg.retain)
         if v5:
             args += (msg.properties or {},)
-        res, mods = hooks.all_till_ok(name, *args)
+        plugins = session.authz_plugins  # a listener's authz_plugins; the plain call when none (hot path)
+        res, mods = hooks.all_till_ok(name, *args, plugins=plugins) if plugins else hooks.all_till_ok(name, *args)
         if res != "ok":
-            self.metrics.counters["mqtt_publish_auth_error"] += 1
+            session.counters["mqtt_publish_auth_error"] += 1
             return False
         if mods:
             msg.received = None  # rewritten: the frame it came in is no longer what goes out
@@ -157,14 +181,14 @@ class Node:
         name = "auth_on_subscribe_m5" if v5 else "auth_on_subscribe"
         refused = 0x87 if v5 else 0x80
         if not self.hooks.active(name):
-            ok = self.config["allow_anonymous"]
+            ok = self.anonymous_allowed(session)
             return [(f, qos if ok else refused) for f, qos in topics]
         res, mods = self.hooks.all_till_ok(name, session.username, session.sid, topics,
-                                           *((props or {},) if v5 else ()))
+                                           *((props or {},) if v5 else ()), plugins=session.authz_plugins)
         if res != "ok":
             if len(topics) > 1:  # refused as a whole: each filter on its own, so the others are granted
                 return [granted for topic in topics for granted in self.authorize_subscribe(session, [topic], props)]
-            self.metrics.counters["mqtt_subscribe_auth_error"] += 1
+            session.counters["mqtt_subscribe_auth_error"] += 1
             return [(f, refused) for f, _ in topics]
         rewritten = mods.get("topics") if mods else None
         if rewritten is None:
@@ -207,7 +231,10 @@ class Node:
         cluster = self.cluster
         if cluster is None or not cluster.split or self.config[f"allow_{operation}_during_netsplit"]:
             return False
-        self.metrics.counters[f"netsplit_{operation}_refused"] += 1
+        counters = self.metrics.counters
+        counters[f"netsplit_{operation}_refused"] += 1
+        if operation != "register":  # VerneMQ's mqtt_<operation>_error counts these refusals
+            counters[f"mqtt_{operation}_error"] += 1
         return True
 
     # -- routing ------------------------------------------------------------

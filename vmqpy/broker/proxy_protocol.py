@@ -32,14 +32,44 @@ class ProxyError(Exception):
 
 def read_header(sock: socket.socket) -> Address | None:
     """Consume the PROXY header at the start of `sock`; the client address it names, or None."""
+    return read_proxied(sock)[0]
+
+
+def read_proxied(sock: socket.socket) -> tuple[Address | None, str | None]:
+    """Consume the PROXY header: the client address it names (or None), and the CN of the client
+    certificate a v2 header carries (PP2_TYPE_SSL's PP2_SUBTYPE_SSL_CN; None: none)."""
     start = _recv_exact(sock, len(V1_PREFIX))
     if start == V1_PREFIX:
-        return parse_v1(start + _read_line(sock))
+        return parse_v1(start + _read_line(sock)), None
     if start == V2_SIGNATURE[:len(start)]:
         head = start + _recv_exact(sock, V2_HEAD.size - len(start))
         length = V2_HEAD.unpack(head)[3]
-        return parse_v2(head, _recv_exact(sock, length))
+        body = _recv_exact(sock, length)
+        return parse_v2(head, body), ssl_common_name(head, body)
     raise ProxyError(f"no PROXY header (starts with {start!r})")
+
+
+_PP2_TYPE_SSL, _PP2_SUBTYPE_SSL_CN = 0x20, 0x22
+
+
+def ssl_common_name(head: bytes, body: bytes) -> str | None:
+    """The client certificate CN in the TLVs after a v2 address block (None: none)."""
+    family = V2_HEAD.unpack(head)[2]
+    tlvs = _tlvs(body[_V2_INET[family][1]:] if family in _V2_INET else b"")
+    ssl_tlv = tlvs.get(_PP2_TYPE_SSL)
+    if ssl_tlv is None or len(ssl_tlv) < 5:
+        return None
+    cn = _tlvs(ssl_tlv[5:]).get(_PP2_SUBTYPE_SSL_CN)  # after the client flags (1) and verify (4) fields
+    return cn.decode("utf-8", "replace") if cn else None
+
+
+def _tlvs(data: bytes) -> dict[int, bytes]:
+    found, at = {}, 0
+    while at + 3 <= len(data):
+        kind, length = data[at], struct.unpack_from("!H", data, at + 1)[0]
+        found[kind] = data[at + 3:at + 3 + length]
+        at += 3 + length
+    return found
 
 
 def parse_v1(line: bytes) -> Address | None:

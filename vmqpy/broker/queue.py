@@ -71,7 +71,8 @@ class Out:
 
 class Queue:
     __slots__ = ("node", "sid", "key", "opts", "pending", "inflight", "awaiting_rel", "sessions", "backlog",
-                 "_cursor", "_next_pid", "_rr", "_dirty", "_busy", "offline_since", "expiry_timer")
+                 "_cursor", "_next_pid", "_rr", "_dirty", "_busy", "offline_since", "expiry_timer", "dropped",
+                 "started_at")
 
     def __init__(self, node: Node, sid: tuple[str, str], opts: QueueOpts) -> None:
         self.node = node
@@ -90,6 +91,8 @@ class Queue:
         self._busy = 0  # 1: delivering; 2: and asked again meanwhile (a hook blocked it)
         self.offline_since: float | None = time.time()
         self.expiry_timer: gevent.Greenlet | None = None
+        self.dropped = 0  # messages this queue dropped (session show --dropped)
+        self.started_at = int(time.time() * 1000)  # session show --queue_started_at, ms as VerneMQ's
 
     # -- sessions -----------------------------------------------------------
     def attach(self, session: Session) -> None:
@@ -215,6 +218,7 @@ class Queue:
             self._drop(msg, "queue_full")
 
     def _drop(self, msg: Msg, reason: str) -> None:
+        self.dropped += 1
         counters = self.node.metrics.counters
         counters["queue_message_drop"] += 1
         if reason in _DROP_COUNTERS:
@@ -301,7 +305,7 @@ class Queue:
         counters["queue_message_expired"] += expired
         for s, frames in by_session.items():
             if frames:
-                counters["mqtt_publish_sent"] += len(frames)
+                s.counters["mqtt_publish_sent"] += len(frames)
                 s.send_frames(frames)
 
     def takes_frames(self, n: int) -> bool:

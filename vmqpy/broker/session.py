@@ -166,15 +166,21 @@ class Session:
                  "closed", "clean_disconnect", "inflight_count", "receive_max", "client_max_packet",
                  "in_quota", "aliases_in", "aliases_out", "throttle", "auth", "auth_method", "_qos1_in",
                  "_acks", "_rel_new", "_losses", "_suppress_will", "_reader", "_writable", "_timer", "_reading",
-                 "_out", "_done", "_window", "session_ended", "_raw", "bridge",
+                 "_out", "_done", "_window", "session_ended", "_raw", "bridge", "bytes_in", "bytes_out",
+                 "authz_plugins", "_lifetime", "preauth", "started_at", "counters",
                  "__dict__")
 
     def __init__(self, node: Node, sock: socket.socket, peer: tuple, listener) -> None:
         self.node = node
         self.sock = sock
         self.peer = (peer[0], peer[1]) if peer else ("", 0)
+        self.preauth: str | None = peer[2] if peer and len(peer) > 2 else None  # username a proxy vouched for
         self.listener = listener
         self.mountpoint: str = listener.opts.get("mountpoint", "") or ""
+        self.authz_plugins: tuple[str, ...] = listener.opts.get("authz_plugins", ())  # empty: every plugin
+        self._lifetime = None  # max_connection_lifetime's timer
+        self.started_at = int(time.time() * 1000)  # session show --session_started_at (ms)
+        self.counters = node.metrics.counters  # MQTT 5 sessions count in metrics.counters5 (from CONNECT)
         self.decoder = Decoder(max_packet_size=node.config["max_message_size"])
         self.proto_level = 0
         self.bridge = False  # CONNECT with try_private (level | 0x80): a bridge, never sent its own publishes
@@ -213,6 +219,7 @@ class Session:
         self._out: list[bytes] | None = None  # bytes the socket did not take yet, for the writer greenlet
         self._done = False              # cleaned up
         self._window = 0                # send_window, once known
+        self.bytes_in = self.bytes_out = 0  # MQTT bytes read and written (node counters take them at close)
 
     # -- reading --------------------------------------------------------------
     def start(self) -> None:
@@ -230,6 +237,10 @@ class Session:
         else:
             self.sock.settimeout(None)
         self._set_timer(CONNECT_TIMEOUT)
+        lifetime = self.listener.opts.get("max_connection_lifetime")
+        if lifetime:  # from the connection's start, as VerneMQ's
+            self._lifetime = loop.timer(lifetime)
+            self._lifetime.start(lambda: gevent.spawn(self.kick, R.MAXIMUM_CONNECT_TIME, "max_connection_lifetime"))
         self._step()
 
     def _read_woken(self) -> list | None:
@@ -244,6 +255,7 @@ class Session:
             raw = self._raw
             data = raw.recv(RECV_SIZE) if raw is not None else self.sock.recv(RECV_SIZE)
             if data:
+                self.bytes_in += len(data)
                 packets = self.decoder.feed(data)
                 timer = self._timer
                 if timer is not None:  # none: keep alive 0
@@ -314,6 +326,7 @@ class Session:
                 timer = self._timer
                 if timer is not None:  # none: keep alive 0
                     timer.again(self._timed_out, update=False)
+                self.bytes_in += len(data)
                 packets = self.decoder.feed(data)
                 self._batch(packets, len(packets) == 1)
                 if reader is not None:
@@ -369,7 +382,7 @@ class Session:
                 else:
                     (_HANDLERS if self.connected else _PRE_CONNECT)[p.type](self, p)
             if publishes:
-                node.metrics.counters["mqtt_publish_received"] += publishes
+                self.counters["mqtt_publish_received"] += publishes
             self._end_batch()
         finally:
             if owner is not None:
@@ -455,11 +468,13 @@ class Session:
         if self.closed:
             return
         if self.connected:
-            self.node.metrics.counters["client_keepalive_expired"] += 1
+            self.counters["client_keepalive_expired"] += 1
             self._send_disconnect(R.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
             level = logging.WARNING if self.node.config["logging.keepalive_as_warning"] else logging.INFO
             log.log(level, "client %r with username %r from %s:%s stopped due to keepalive expired",
                     self.client_id, self.username, *self.peer)
+        else:
+            self.node.metrics.counters["socket_close_timeout"] += 1
         self.close()
 
     # -- writing ------------------------------------------------------------
@@ -467,6 +482,7 @@ class Session:
         """Write without blocking: what the socket does not take now, a writer greenlet sends."""
         if self.closed:
             return
+        self.bytes_out += len(data)
         out = self._out
         if out is not None:
             out.append(data)
@@ -595,7 +611,8 @@ class Session:
         props = {"reason_string": why} if why else None
         if not self.connected:  # mid AUTH exchange: the answer to CONNECT is still due
             return self.send_connack(P.Connack(False, reason_code, props), 5)
-        self.node.metrics.counters["mqtt_disconnect_sent"] += 1
+        self.counters["mqtt_disconnect_sent"] += 1
+        self.node.metrics.count_code("mqtt_disconnect_sent", 5, reason_code)
         frame = encode(P.Disconnect(reason_code, props), 5)
         if self.client_max_packet and len(frame) > self.client_max_packet:
             frame = encode(P.Disconnect(reason_code), 5)  # the spec drops the reason string first
@@ -636,10 +653,15 @@ class Session:
         if self._done:
             return
         self._done = True
+        if self._lifetime is not None:
+            self._lifetime.close()
         self.close()
         node = self.node
-        node.metrics.counters["socket_close"] += 1
+        counters = node.metrics.counters
+        counters["socket_close"] += 1
         node.listeners.connection_closed(self)
+        counters["bytes_received"] += self.bytes_in  # from here on not in node.sessions' live sum
+        counters["bytes_sent"] += self.bytes_out
         if not self.connected:
             return
         node.sessions.discard(self)
@@ -652,7 +674,7 @@ class Session:
 
     def _reject(self, err: MQTTError) -> None:
         """Answer a protocol violation per spec, log one line, close."""
-        counters = self.node.metrics.counters
+        counters = self.counters
         if err.reason_code == R.PACKET_TOO_LARGE:
             counters["mqtt_invalid_msg_size_error"] += 1
         elif err.reason_code == R.MALFORMED_PACKET:
@@ -672,12 +694,16 @@ class Session:
 
     # -- CONNECT (connect.py) and AUTH (auth.py) --------------------------------
     def send_connack(self, connack: P.Connack, level: int) -> None:
-        self.node.metrics.counters["mqtt_connack_sent"] += 1
+        self.counters["mqtt_connack_sent"] += 1
+        self.node.metrics.count_code("mqtt_connack_sent", level, connack.reason_code)
         self.send(encode(connack, level))
 
     def refuse(self, level: int, v5_code: int, why: str) -> None:
         """Answer CONNECT with a failure CONNACK and close."""
         log.info("refused client %r from %s:%s: %s", self.client_id, *self.peer, why)
+        counter = _REFUSAL_COUNTERS.get(R.connack_v3(v5_code))
+        if counter is not None:
+            self.counters[counter] += 1
         code = v5_code if level == 5 else R.connack_v3(v5_code)
         self.send_connack(P.Connack(False, code, {"reason_string": why} if level == 5 else None), level)
         self.close()
@@ -689,7 +715,8 @@ class Session:
         connect.on_connect(self, p)
 
     def _on_auth(self, p: P.Auth) -> None:
-        self.node.metrics.counters["mqtt_auth_received"] += 1
+        self.counters["mqtt_auth_received"] += 1
+        self.node.metrics.count_code("mqtt_auth_received", 5, p.reason_code)
         auth.on_auth(self, p)
 
     # -- PUBLISH in ---------------------------------------------------------
@@ -748,29 +775,31 @@ class Session:
                              f"more than {self.in_quota} unacknowledged QoS 1/2 publishes")
 
     def _on_pubrel(self, p: P.Pubrel) -> None:
-        self.node.metrics.counters["mqtt_pubrel_received"] += 1
+        self.counters["mqtt_pubrel_received"] += 1
         self.queue.awaiting_rel.discard(p.packet_id)
         self._acks.append(ack_frame(_PUBCOMP, p.packet_id))
 
     # -- acks of our deliveries ---------------------------------------------
     def _on_puback(self, p: P.Puback) -> None:
-        self.node.metrics.counters["mqtt_puback_received"] += 1
+        self.counters["mqtt_puback_received"] += 1
         if not self.queue.acked(self, p.packet_id):
-            self.node.metrics.counters["mqtt_puback_invalid_error"] += 1
+            self.counters["mqtt_puback_invalid_error"] += 1
 
     def _on_pubrec(self, p: P.Pubrec) -> None:
-        self.node.metrics.counters["mqtt_pubrec_received"] += 1
+        self.counters["mqtt_pubrec_received"] += 1
         if p.reason_code >= 0x80:
             self.queue.acked(self, p.packet_id)
         elif self.queue.acked(self, p.packet_id, pubrec=True):
             self._acks.append(self.encode_pubrel(p.packet_id))
         else:
+            self.counters["mqtt_pubrec_invalid_error"] += 1
             self._acks.append(encode(P.Pubrel(p.packet_id, R.PACKET_IDENTIFIER_NOT_FOUND
                                               if self.proto_level == 5 else 0), self.proto_level))
 
     def _on_pubcomp(self, p: P.Pubcomp) -> None:
-        self.node.metrics.counters["mqtt_pubcomp_received"] += 1
-        self.queue.acked(self, p.packet_id)
+        self.counters["mqtt_pubcomp_received"] += 1
+        if not self.queue.acked(self, p.packet_id):
+            self.counters["mqtt_pubcomp_invalid_error"] += 1
 
     # -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------
     def _on_subscribe(self, p: P.Subscribe) -> None:
@@ -785,11 +814,11 @@ class Session:
 
     def _subscribe(self, p: P.Subscribe) -> None:
         node = self.node
-        node.metrics.counters["mqtt_subscribe_received"] += 1
+        self.counters["mqtt_subscribe_received"] += 1
         v5 = self.proto_level == 5
         sub_id = (p.properties or {}).get("subscription_identifier", [None])[0]
         if node.netsplit_refuses("subscribe"):
-            node.metrics.counters["mqtt_suback_sent"] += 1
+            self.counters["mqtt_suback_sent"] += 1
             self.send(encode(P.Suback(p.packet_id, [R.UNSPECIFIED_ERROR] * len(p.topics)), self.proto_level))
             return
         granted = node.authorize_subscribe(self, [(f, o.qos) for f, o in p.topics], p.properties)
@@ -811,7 +840,7 @@ class Session:
             codes.append(qos)
             if not shared and (sub.retain_handling == 0 or (sub.retain_handling == 1 and new)):
                 retained.append((filt, sub))
-        node.metrics.counters["mqtt_suback_sent"] += 1
+        self.counters["mqtt_suback_sent"] += 1
         self.send(encode(P.Suback(p.packet_id, codes), self.proto_level))
         for filt, sub in retained:
             node.deliver_retained(self.queue, filt, sub)
@@ -830,26 +859,27 @@ class Session:
 
     def _on_unsubscribe(self, p: P.Unsubscribe) -> None:
         node = self.node
-        node.metrics.counters["mqtt_unsubscribe_received"] += 1
+        self.counters["mqtt_unsubscribe_received"] += 1
         if node.netsplit_refuses("unsubscribe"):
             if self.proto_level == 5:
                 self._acks.append(encode(P.Unsuback(p.packet_id, [R.UNSPECIFIED_ERROR] * len(p.topics)), 5))
             return  # v3 has no failure code: no UNSUBACK, the subscription stays
         topics = node.authorize_unsubscribe(self, list(p.topics), p.properties)
         codes = [0 if node.registry.unsubscribe(self.sid, f) else R.NO_SUBSCRIPTION_EXISTED for f in topics]
-        node.metrics.counters["mqtt_unsuback_sent"] += 1
+        self.counters["mqtt_unsuback_sent"] += 1
         self._acks.append(encode(P.Unsuback(p.packet_id, codes if self.proto_level == 5 else []),
                                  self.proto_level))
 
     # -- the rest -----------------------------------------------------------
     def _on_pingreq(self, p: P.Pingreq) -> None:
-        counters = self.node.metrics.counters
+        counters = self.counters
         counters["mqtt_pingreq_received"] += 1
         counters["mqtt_pingresp_sent"] += 1
         self._acks.append(_PINGRESP)
 
     def _on_disconnect(self, p: P.Disconnect) -> None:
-        self.node.metrics.counters["mqtt_disconnect_received"] += 1
+        self.counters["mqtt_disconnect_received"] += 1
+        self.node.metrics.count_code("mqtt_disconnect_received", self.proto_level, p.reason_code)
         if self.proto_level == 5:
             new_expiry = (p.properties or {}).get("session_expiry_interval")
             if new_expiry is not None:
@@ -876,6 +906,10 @@ _STEP = Session._step  # the reader greenlets' jobs: readers.spawn(_STEP, sessio
 _RESUME = Session._resume
 _CLEANUP = Session._cleanup
 # What a parked connection's batch may hold to be handled in the hub (PUBLISH: not retained).
+# VerneMQ's counters of refused CONNECTs, by the MQTT 3 return code
+_REFUSAL_COUNTERS = {1: "mqtt_connack_unacceptable_protocol_sent", 2: "mqtt_connack_identifier_rejected_sent",
+                     3: "mqtt_connack_server_unavailable_sent", 4: "mqtt_connack_bad_credentials_sent",
+                     5: "mqtt_connack_not_authorized_sent"}
 _IN_HUB = frozenset((P.PUBLISH, P.PUBACK, P.PUBREC, P.PUBREL, P.PUBCOMP, P.PINGREQ))
 _GEVENT_RECV = gsocket.socket.recv
 _GEVENT_SEND = gsocket.socket.send

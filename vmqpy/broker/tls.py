@@ -1,4 +1,4 @@
-"""TLS for the ssl and wss listeners: one server context per listener, the client's identity.
+"""TLS for the ssl, wss and https listeners: one server context per listener, the client's identity.
 
 The context is built once when the listener starts (a missing or bad file
 stops the start with a clear error); the handshake runs later in the
@@ -20,9 +20,16 @@ def server_context(opts: dict[str, Any]) -> ssl.SSLContext:
     crlfile, tls_version, ciphers). Raises OSError/ssl.SSLError/ValueError on bad settings."""
     if not opts.get("certfile"):
         raise ValueError("certfile is not set")
+    if opts.get("psk_support"):
+        raise ValueError("psk_support = on: TLS-PSK is not available (Python 3.11's ssl module has no PSK)")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = TLS_VERSIONS[opts.get("tls_version") or "tlsv1.2"]
-    ctx.load_cert_chain(opts["certfile"], opts.get("keyfile") or None)
+    ctx.load_cert_chain(opts["certfile"], opts.get("keyfile") or None, opts.get("keypasswd") or None)
+    curves = [c.strip() for c in opts.get("eccs", "").strip("[]").split(",") if c.strip()]
+    if len(curves) > 1:
+        raise ValueError(f"eccs: vmqpy can restrict ECDHE to one curve (Python's ssl), not {len(curves)}")
+    if curves:
+        ctx.set_ecdh_curve(curves[0])
     if opts.get("cafile"):
         ctx.load_verify_locations(cafile=opts["cafile"])
     if opts.get("require_certificate"):
@@ -45,6 +52,22 @@ def handshake(ctx: ssl.SSLContext, sock: socket.socket, timeout: float) -> ssl.S
         tls.close()
         raise
     return tls
+
+
+def intermediates(ctx: ssl.SSLContext, cert: dict) -> int:
+    """CA certificates between the verified client certificate `cert` and the root that signed it.
+
+    Python's ssl has no verify depth and shows only the client's own certificate, so the chain is
+    followed by issuer names through the cafile's certificates; an issuer not there came from the
+    client and counts as one more (OpenSSL verified the chain it sent)."""
+    by_subject = {ca["subject"]: ca for ca in ctx.get_ca_certs()}
+    count, issuer = 0, cert.get("issuer")
+    while issuer in by_subject:
+        ca = by_subject.pop(issuer)  # pop: a loop of cross-signed certificates ends
+        if ca["issuer"] == ca["subject"]:
+            return count
+        count, issuer = count + 1, ca["issuer"]
+    return count + 1
 
 
 def common_name(sock: Any) -> str | None:

@@ -31,6 +31,8 @@ from typing import NoReturn
 import h11
 from gevent.lock import Semaphore
 
+from vmqpy import http_limits
+
 log = logging.getLogger(__name__)
 
 SUBPROTOCOLS = ("mqtt", "mqttv3.1")
@@ -60,10 +62,14 @@ class FrameError(Exception):
 
 # -- the upgrade -------------------------------------------------------------------------------------------
 
-def accept(sock: socket.socket, timeout: float, max_frame: float = math.inf) -> WebSocket:
+def accept(sock: socket.socket, timeout: float, limits: dict | None = None,
+           max_frame: float = math.inf) -> WebSocket:
     """Complete the server side of the upgrade on `sock`; raises HandshakeRefused or OSError.
-    A data frame longer than `max_frame` bytes (max_ws_frame_size) later closes it with 1009."""
-    http = h11.Connection(h11.SERVER)
+    `limits`: the listener's max_request_line_length and max_header_value_length. A data frame
+    longer than `max_frame` bytes (max_ws_frame_size) later closes it with 1009."""
+    limits = limits or {}
+    head_max = limits.get("max_request_line_length", 8000) + 64 * limits.get("max_header_value_length", 4096)
+    http = h11.Connection(h11.SERVER, max_incomplete_event_size=max(16384, head_max))
     sock.settimeout(timeout)
     request = None
     while request is None:
@@ -80,8 +86,17 @@ def accept(sock: socket.socket, timeout: float, max_frame: float = math.inf) -> 
             http.receive_data(data)
         else:
             _refuse(sock, 400, f"unexpected {type(event).__name__} in the WebSocket handshake")
+    line = f"{request.method.decode()} {request.target.decode('latin-1')} HTTP/{request.http_version.decode()}"
+    status = http_limits.too_long(line, [(k.decode(), v.decode("latin-1")) for k, v in request.headers], limits)
+    if status:
+        _refuse(sock, status, "request line too long" if status == 414 else "header value too long")
     sock.sendall(_upgrade(sock, request))
-    return WebSocket(sock, http.trailing_data[0], max_frame)  # bytes sent right behind the request are frames
+    ws = WebSocket(sock, http.trailing_data[0], max_frame)  # bytes sent right behind the request are frames
+    ws.request_headers = {}  # lower-case name -> value (repeated headers joined by commas)
+    for name, value in request.headers:
+        key, text = name.decode("latin-1"), value.decode("latin-1")
+        ws.request_headers[key] = f"{ws.request_headers[key]},{text}" if key in ws.request_headers else text
+    return ws
 
 
 def _upgrade(sock: socket.socket, request: h11.Request) -> bytes:
@@ -116,7 +131,8 @@ def _upgrade(sock: socket.socket, request: h11.Request) -> bytes:
 
 
 def _refuse(sock: socket.socket, status: int, why: str, headers: bytes = b"") -> NoReturn:
-    reason = {400: b"Bad Request", 426: b"Upgrade Required"}[status]
+    reason = {400: b"Bad Request", 426: b"Upgrade Required", 414: b"Request-URI Too Long",
+              431: b"Request Header Fields Too Large"}[status]
     try:
         sock.sendall(b"HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n%s\r\n"
                      % (status, reason, headers))

@@ -33,7 +33,7 @@ FIRST_ONLY = [("retain", "show"), ("api-key",), ("cluster", "show"), ("cluster",
 COMBINED: dict[tuple[str, ...], tuple[str, ...] | None] = {
     ("node", "status"): None,
     ("store", "show"): None,
-    ("listener", "show"): ("status", "active_conns"),
+    ("listener", "show"): ("status", "active_conns", "all_conns"),
     ("webhooks", "cache", "show"): ("value",),
     ("node", "swc_sync_status"): ("InitSynced",),
 }

@@ -128,7 +128,7 @@ class ClusterMetadata:
         if new is None:
             return  # a value set cluster-wide stays where it is when the entry goes
         try:
-            self.rt.node.config.set(key[0], new)
+            self.rt.node.change_config({key[0]: new})
         except ConfigError as e:  # set --all checked it where it was typed; a newer schema may differ
             log.error("cluster-wide setting %s = %s not applied: %s", key[0], new, e)
 

@@ -39,8 +39,10 @@ class WorkersView:
         answers[rt.index] = rt.stats()
         return [answers[k] for k in range(rt.count)]
 
-    def metrics(self) -> Summed:
-        return sum_samples(s["metrics"] for s in self.gather() if isinstance(s, dict))
+    def metrics(self, labelled: bool = False) -> Summed:
+        """The node's metrics; `labelled`: with VerneMQ's mqtt_version samples (for /metrics)."""
+        field = "labelled" if labelled else "metrics"
+        return sum_samples(s[field] for s in self.gather() if isinstance(s, dict))
 
     def status(self) -> dict[str, Any]:
         rows = [s["status"] for s in self.gather() if isinstance(s, dict)]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import gevent
 
-from vmqpy.admin.commands import Table
+from vmqpy.admin.commands import Result, Table
 from vmqpy.admin.rpc import AdminServer
 from vmqpy.cluster import commands
 
@@ -24,7 +24,7 @@ class ParentAdmin(AdminServer):
         super().__init__(supervisor)  # uses supervisor.config["admin.socket"]
         self.supervisor = supervisor
 
-    def command(self, argv: list[str]) -> tuple[bool, str]:
+    def command(self, argv: list[str]) -> Result:
         sup = self.supervisor
         if argv == ["ping"] and not sup.ready:
             return False, "workers starting"
@@ -32,8 +32,7 @@ class ParentAdmin(AdminServer):
             gevent.spawn_later(0.05, sup.stop)
             return True, "ok"
         if argv[:2] == ["workers", "show"]:
-            return True, str(Table(sup.describe(), ["worker", "pid", "ready", "restarts"]))
+            return True, Table(sup.describe(), ["worker", "pid", "ready", "restarts"])
         if not sup.ready:
             return False, "workers starting"
-        ok, out = commands.run(sup.link_paths, argv)
-        return ok, str(out)
+        return commands.run(sup.link_paths, argv)

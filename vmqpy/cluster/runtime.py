@@ -181,7 +181,7 @@ class WorkerRuntime:
             sock.close()  # its owner is restarting: the client reconnects
             return None
         # detach: the server closes the accepted socket object when we return
-        peer.handoff((iw.T_HANDOFF, f"{listener.kind}.{listener.name}", tuple(addr[:2]), data), sock.detach())
+        peer.handoff((iw.T_HANDOFF, f"{listener.kind}.{listener.name}", tuple(addr), data), sock.detach())
         return None
 
     def _admit(self, listener: Listener, sock: socket.socket, addr) -> socket.socket | None:
@@ -455,6 +455,7 @@ class WorkerRuntime:
         if not self.links.complete():
             health.append("not linked to every other worker")
         return {"metrics": [(s.kind, s.name, s.value) for s in node.metrics.samples()],
+                "labelled": [(s.kind, s.name, s.value, s.labels) for s in node.metrics.samples(labelled=True)],
                 "status": node_status(node), "health": health}
 
     def _command(self, argv: list[str]) -> tuple:

@@ -94,14 +94,18 @@ class Hooks:
     def owners(self, name: str) -> list[str]:
         return [owner for owner, _ in self._chains.get(name, ())]
 
-    def all_till_ok(self, name: str, *args: Any) -> tuple[str, Any]:
-        """Run the chain until a hook says ok or error.
+    def all_till_ok(self, name: str, *args: Any, plugins: tuple[str, ...] = ()) -> tuple[str, Any]:
+        """Run the chain until a hook says ok or error; `plugins`: only these plugins' hooks, in
+        that order (a listener's auth_plugins / authz_plugins).
 
         Returns ("ok", modifiers_dict), ("error", reason) or ("next", None)
         when no hook answered (VerneMQ's plugin_chain_exhausted: the caller
         refuses auth).
         """
-        for owner, fn in self._chains.get(name, ()):
+        chain = self._chains.get(name, ())
+        if plugins:
+            chain = [(owner, fn) for plugin in plugins for owner, fn in chain if owner == plugin]
+        for owner, fn in chain:
             try:
                 res = fn(*args)
             except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import subprocess
@@ -57,6 +58,8 @@ def cmd_console(path: str) -> int:
 
     cfg = load_config(path)
     log.setup(cfg)
+    for key, why in cfg.ignored():
+        logging.getLogger("vmqpy.config").info("ignored: %s (%s)", key, why)
     check_ulimit()
     from vmqpy.admin.rpc import ping
 
