@@ -248,13 +248,14 @@ class Metrics:
         v3, v5 = self.counters, self.counters5
         for name in sorted(v3):
             live = self.live.get(name)
-            value = v3[name] + v5[name] + (live() if live is not None else 0)
+            v5_count = v5.get(name, 0)  # a plugin's own counters (vmq_bridge's) count in v3's dict only
+            value = v3[name] + v5_count + (live() if live is not None else 0)
             description = COUNTERS.get(name, name)
             if labelled and name in BY_CODE:
                 yield from self._coded(name, v3[name], description)
             elif labelled and name in BY_VERSION:
                 yield Sample("counter", name, v3[name], description, ((VERSION_LABEL, "4"),))
-                yield Sample("counter", name, v5[name], description, ((VERSION_LABEL, "5"),))
+                yield Sample("counter", name, v5_count, description, ((VERSION_LABEL, "5"),))
             else:
                 yield Sample("counter", name, value, description)
         for name in sorted(self.gauges):
