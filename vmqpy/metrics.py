@@ -64,6 +64,9 @@ COUNTERS: dict[str, str] = {
     "mqtt_protocol_error": "The number of MQTT protocol violations by clients.",
     "client_keepalive_expired":
         "The number of clients which failed to communicate within the keepalive time period.",
+    "client_connect_timeout":
+        "The number of connections closed as they did not complete their CONNECT (TLS handshake and WebSocket "
+        "upgrade included) within mqtt_connect_timeout of being accepted (vmqpy's own).",
     "client_unconfirmed_publish_disconnect":
         "The number of publishers disconnected unacknowledged as a worker did not confirm storing their publishes.",
     "queue_setup": "The number of times a MQTT queue process has been started.",

@@ -7,19 +7,27 @@ the WebSocket upgrade (ws, wss); docs/listeners.md. Then `Session.start`
 serves the connection: a plain TCP session parks once its socket is drained
 and the greenlet returns to the pool (the session lives on, woken by its
 socket's watcher); the others keep the greenlet.
+
+`mqtt_connect_timeout` is one deadline from accept to a complete CONNECT:
+the PROXY header, the TLS handshake, the WebSocket upgrade, the read of the
+CONNECT by the accepting worker and the session's own reads all count
+against it (a client trickling bytes never earns more time).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import socket
+import time
 from typing import TYPE_CHECKING
 
+import gevent
 from gevent.server import StreamServer
 
 from vmqpy.broker import proxy_protocol, tls, websocket
 from vmqpy.broker.preread import PrereadSocket
-from vmqpy.broker.session import CONNECT_TIMEOUT, Session, readers
+from vmqpy.broker.session import Session, readers
 from vmqpy.config_schema import MQTT_KINDS, TLS_KINDS
 
 if TYPE_CHECKING:
@@ -32,6 +40,11 @@ TYPES = {"tcp": "mqtt", "ssl": "mqtts", "ws": "mqttws", "wss": "mqttwss", "http"
 
 class ListenerError(Exception):
     pass
+
+
+class ConnectTimeout(TimeoutError):
+    """Raised into an accepting greenlet when mqtt_connect_timeout passes: an OSError, so every step
+    that opens a connection (PROXY header, TLS, WebSocket, a worker's CONNECT read) closes it."""
 
 
 def bind(spec, backlog: int) -> socket.socket:
@@ -130,20 +143,36 @@ class Listeners:
             self.stop(listener)
 
     def _accept(self, listener: Listener, sock: socket.socket, addr) -> None:
+        seconds = self.node.config["mqtt_connect_timeout"] / 1000  # 0: no deadline
+        deadline = time.monotonic() + seconds if seconds else math.inf
+        timer = gevent.Timeout.start_new(seconds, ConnectTimeout("CONNECT timeout")) if seconds else None
+        try:
+            session = self._open_session(listener, sock, addr)
+        finally:
+            if timer is not None:
+                timer.close()
+        if session is not None:
+            session.start(deadline)
+        elif time.monotonic() >= deadline:
+            self.node.metrics.counters["client_connect_timeout"] += 1
+
+    def _open_session(self, listener: Listener, sock: socket.socket, addr) -> Session | None:
+        """The session for an accepted socket, once its transport is open; None: refused or handed
+        over to another worker (every path that refuses closes the socket)."""
         if listener.opts.get("proxy_protocol") and not isinstance(sock, PrereadSocket):  # not handed over
             addr = self._proxied(listener, sock, addr)
             if addr is None:
-                return
+                return None
         if self.node.cluster is not None:  # nr_of_workers > 1: the worker owning the client id serves it
             sock = self.node.cluster.adopt(listener, sock, addr)
             if sock is None:
-                return
+                return None
         limit = listener.opts.get("max_connections", 0)
         if limit and listener.connections >= limit:
             log.warning("listener %s.%s: max_connections %s reached, refusing %s",
                         listener.kind, listener.name, limit, addr)
             sock.close()
-            return
+            return None
         listener.connections += 1
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -153,13 +182,13 @@ class Listeners:
             sock = self._open(listener, sock, addr)
             if sock is None:
                 listener.connections -= 1
-                return
-        Session(self.node, sock, addr, listener).start()
+                return None
+        return Session(self.node, sock, addr, listener)
 
     @staticmethod
     def _proxied(listener: Listener, sock: socket.socket, addr) -> tuple | None:
         """The client address from the PROXY header (None: malformed, the connection is closed)."""
-        sock.settimeout(CONNECT_TIMEOUT)
+        sock.settimeout(None)  # the connect deadline bounds it
         try:
             return proxy_protocol.read_header(sock) or addr
         except (proxy_protocol.ProxyError, OSError) as e:
@@ -172,9 +201,9 @@ class Listeners:
         """TLS handshake (ssl, wss) and WebSocket upgrade (ws, wss); None when either fails."""
         try:
             if listener.tls is not None:
-                sock = tls.handshake(listener.tls, sock, CONNECT_TIMEOUT)
+                sock = tls.handshake(listener.tls, sock, None)  # the connect deadline bounds both
             if listener.kind in ("ws", "wss"):
-                sock = websocket.accept(sock, CONNECT_TIMEOUT)
+                sock = websocket.accept(sock, None)
             return sock
         except (OSError, websocket.HandshakeRefused) as e:  # ssl.SSLError, timeouts are OSErrors
             log.info("listener %s.%s: %s:%s refused: %s", listener.kind, listener.name, *addr[:2], e)

@@ -22,6 +22,7 @@ in auth.py.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable
@@ -58,7 +59,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 65536
-CONNECT_TIMEOUT = 30.0
 _READ, _WRITE = 1, 2  # libev io watcher events
 _PUBACK, _PUBREC, _PUBCOMP = P.PUBACK << 4, P.PUBREC << 4, P.PUBCOMP << 4
 READERS_IDLE_MAX = 64  # reader greenlets kept for reuse
@@ -158,8 +158,10 @@ class Session:
         self._window = 0                # send_window, once known
 
     # -- reading --------------------------------------------------------------
-    def start(self) -> None:
-        """Serve the connection from the accepting greenlet, which it leaves once parked (plain TCP)."""
+    def start(self, deadline: float = math.inf) -> None:
+        """Serve the connection from the accepting greenlet, which it leaves once parked (plain TCP).
+
+        `deadline` (time.monotonic()): the CONNECT must be in by then (mqtt_connect_timeout since accept)."""
         self.node.metrics.counters["socket_open"] += 1
         loop = get_hub().loop
         if self.listener.kind == "tcp":
@@ -172,7 +174,8 @@ class Session:
                 self._raw = sock._sock
         else:
             self.sock.settimeout(None)
-        self._set_timer(CONNECT_TIMEOUT)
+        if deadline != math.inf:
+            self._set_timer(max(deadline - time.monotonic(), 1e-3))
         self._step()
 
     def _wake(self) -> None:
@@ -241,7 +244,7 @@ class Session:
                     self.close()
                     break
                 timer = self._timer
-                if timer is not None:  # none: keep alive 0
+                if timer is not None and self.connected:  # none: keep alive 0; before CONNECT: a deadline
                     timer.again(self._timed_out, update=False)
                 packets = self.decoder.feed(data)
                 self._batch(packets, len(packets) == 1)
@@ -387,6 +390,9 @@ class Session:
             self.node.metrics.counters["client_keepalive_expired"] += 1
             self._send_disconnect(R.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
             log.info("client %r from %s:%s disconnected: keep alive timeout", self.client_id, *self.peer)
+        else:  # a debug line only: thousands of these are what an attack looks like
+            self.node.metrics.counters["client_connect_timeout"] += 1
+            log.debug("connection from %s:%s closed: no CONNECT within mqtt_connect_timeout", *self.peer)
         self.close()
 
     # -- writing ------------------------------------------------------------
@@ -612,6 +618,8 @@ class Session:
         connect.finish(self, p, auth_props)
 
     def _on_connect(self, p: P.Connect) -> None:
+        if not (p.properties and "authentication_method" in p.properties):
+            self._set_timer(0)  # the CONNECT is in: its deadline is over (as VerneMQ); an AUTH exchange keeps it
         connect.on_connect(self, p)
 
     def _on_auth(self, p: P.Auth) -> None:

@@ -59,7 +59,7 @@ class FrameError(Exception):
 
 # -- the upgrade -------------------------------------------------------------------------------------------
 
-def accept(sock: socket.socket, timeout: float) -> WebSocket:
+def accept(sock: socket.socket, timeout: float | None) -> WebSocket:
     """Complete the server side of the upgrade on `sock`; raises HandshakeRefused or OSError."""
     http = h11.Connection(h11.SERVER)
     sock.settimeout(timeout)
