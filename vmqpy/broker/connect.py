@@ -13,6 +13,7 @@ from vmqpy.broker.overload import Throttle
 from vmqpy.broker.queue import QueueOpts
 from vmqpy.mqtt import packets as P
 from vmqpy.mqtt import reasons as R
+from vmqpy.mqtt.codec import MalformedPacket
 
 if TYPE_CHECKING:
     from vmqpy.broker.session import Session
@@ -35,6 +36,8 @@ def on_connect(s: Session, p: P.Connect) -> None:
     s.proto_level = level
     if level not in s.listener.opts.get("allowed_protocol_versions", (3, 4, 5)):
         return s.refuse(level, R.UNSUPPORTED_PROTOCOL_VERSION, f"protocol level {level} not allowed")
+    if p.will is not None and node.too_deep(p.will.topic):
+        raise MalformedPacket(f"will topic deeper than topic_max_depth {cfg['topic_max_depth']}")
     if node.overload.active:
         node.metrics.counters["overload_connect_refused"] += 1
         return s.refuse(level, R.SERVER_BUSY, "node overloaded")

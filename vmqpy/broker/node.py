@@ -196,11 +196,17 @@ class Node:
     def publish(self, msg: Msg, inbound: tuple | None = None) -> int:
         """Route one message to every matching queue; returns the number of deliveries.
 
-        `inbound`: forwarded by another worker, with the shared groups it chose us for."""
+        `inbound`: forwarded by another worker, with the shared groups it chose us for.
+        -1: a client's topic deeper than topic_max_depth, not routed (checked where the route is not
+        cached yet, so a topic is counted once per trie change and not on every publish)."""
+        route = self._routes.get((msg.mountpoint, msg.topic))
+        if route is None:
+            if msg.sender is not None and inbound is None and self.too_deep(msg.topic):
+                return -1
+            route = self.router.match(msg.mountpoint, msg.topic)
         if msg.retain and inbound is None:
             self.retain.put(msg)
-        deliveries, groups = self._routes.get((msg.mountpoint, msg.topic)) or self.router.match(
-            msg.mountpoint, msg.topic)
+        deliveries, groups = route
         if msg.frames is None and len(deliveries) + len(groups) > 1:
             msg.frames = {}  # a fan-out: each delivery shape is encoded once
         queues = self.registry.queues
@@ -230,6 +236,11 @@ class Node:
                 n += self.shared.deliver(msg, group, members)
         self.metrics.counters["router_matches_local"] += n
         return n
+
+    def too_deep(self, topic: str) -> bool:
+        """More levels than topic_max_depth (0: no limit), as VerneMQ's vmq_topic counts them."""
+        limit = self.config["topic_max_depth"]
+        return bool(limit) and topic.count("/") >= limit
 
     def deliver_retained(self, queue: Queue, filt: str, sub: Subscription) -> None:
         sub_ids = (sub.sub_id,) if sub.sub_id else ()

@@ -41,6 +41,7 @@ from vmqpy.mqtt import packets as P
 from vmqpy.mqtt import reasons as R
 from vmqpy.mqtt.codec import (
     Decoder,
+    MalformedPacket,
     MQTTError,
     UnsupportedProtocolVersion,
     ack_frame,
@@ -654,8 +655,8 @@ class Session:
                 self._refuse_publish(qos, pid, R.UNSPECIFIED_ERROR)
             return  # v3 cannot refuse: no ack, so the client sends it again
         allowed = node.authorize_publish(self, msg)
-        if allowed:
-            node.publish(msg)
+        if allowed and node.publish(msg) < 0:
+            raise MalformedPacket(f"topic deeper than topic_max_depth {node.config['topic_max_depth']}")
         if not qos:
             return
         if allowed or self.proto_level != 5:
@@ -714,7 +715,9 @@ class Session:
             node.metrics.counters["mqtt_suback_sent"] += 1
             self.send(encode(P.Suback(p.packet_id, [R.UNSPECIFIED_ERROR] * len(p.topics)), self.proto_level))
             return
+        self._check_depth(f for f, _ in p.topics)
         granted = node.authorize_subscribe(self, [(f, o.qos) for f, o in p.topics], p.properties)
+        limit = node.config["max_subscriptions_per_client"]
         codes: list[int] = []
         retained: list[tuple[str, Subscription]] = []
         for (_, opts), (filt, qos) in zip(p.topics, granted, strict=True):
@@ -726,6 +729,9 @@ class Session:
                 raise Disconnect(R.PROTOCOL_ERROR, f"No Local set on shared subscription {filt!r}")
             if qos >= 0x80:
                 codes.append(qos if v5 else 0x80)
+                continue
+            if limit and self._at_subscription_limit(filt, limit):
+                codes.append(R.QUOTA_EXCEEDED if v5 else 0x80)
                 continue
             sub = Subscription(qos, opts.no_local, opts.retain_as_published, opts.retain_handling, sub_id)
             new = node.registry.subscribe(self.sid, filt, sub)
@@ -739,6 +745,21 @@ class Session:
         node.hooks_event("on_subscribe_m5" if v5 else "on_subscribe", self.username, self.sid,
                          [(f, q) for (f, _), q in zip(granted, codes, strict=True)],
                          *((p.properties,) if v5 else ()))
+
+    def _check_depth(self, filters) -> None:
+        """A filter deeper than topic_max_depth makes the packet malformed (VerneMQ's parser refuses it)."""
+        node = self.node
+        for filt in filters:
+            if node.too_deep(filt):
+                raise MalformedPacket(f"filter deeper than topic_max_depth {node.config['topic_max_depth']}")
+
+    def _at_subscription_limit(self, filt: str, limit: int) -> bool:
+        """A new filter while the client holds max_subscriptions_per_client (replacing one is allowed)."""
+        table = self.node.registry.subscriptions.get(self.sid)
+        if table is None or filt in table or len(table) < limit:
+            return False
+        self.node.metrics.counters["mqtt_subscribe_quota_exceeded"] += 1
+        return True
 
     @staticmethod
     def _check_filter(filt: str) -> tuple[bool, bool]:
@@ -756,6 +777,7 @@ class Session:
             if self.proto_level == 5:
                 self._acks.append(encode(P.Unsuback(p.packet_id, [R.UNSPECIFIED_ERROR] * len(p.topics)), 5))
             return  # v3 has no failure code: no UNSUBACK, the subscription stays
+        self._check_depth(p.topics)
         topics = node.authorize_unsubscribe(self, list(p.topics), p.properties)
         codes = [0 if node.registry.unsubscribe(self.sid, f) else R.NO_SUBSCRIPTION_EXISTED for f in topics]
         node.metrics.counters["mqtt_unsuback_sent"] += 1
