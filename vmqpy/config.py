@@ -32,7 +32,8 @@ class ConfigError(Exception):
         self.file, self.line, self.key, self.why = file, line, key, why
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}: " if self.file is not None else ""
+        where = f"{self.file}:{self.line}: " if self.file is not None and self.line is not None else (
+            f"{self.file}: " if self.file is not None else "")
         return f"{where}{self.key}: {self.why}"
 
 
@@ -154,6 +155,10 @@ class Config:
                 raise KeyError(name)
             self._parsed[name] = self._parse(name, key, text, self._lines.get(name))
         return self._parsed[name]
+
+    def line_of(self, name: str) -> int | None:
+        """The line `name` is set on, None where it has its default."""
+        return self._lines.get(name)
 
     def get(self, name: str, default: Any = None) -> Any:
         try:

@@ -47,8 +47,9 @@ class ConnectTimeout(TimeoutError):
     that opens a connection (PROXY header, TLS, WebSocket, a worker's CONNECT read) closes it."""
 
 
-def bind(spec, backlog: int) -> socket.socket:
-    """A listening socket on the address of listener `spec`; ListenerError if it cannot listen."""
+def bind(spec, backlog: int | None) -> socket.socket:
+    """A listening socket on the address of listener `spec`; ListenerError if it cannot listen.
+    `backlog` None: bound only, it accepts nothing until someone calls listen() on it."""
     sock = socket.socket(socket.AF_INET6 if ":" in spec.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -57,7 +58,8 @@ def bind(spec, backlog: int) -> socket.socket:
         sock.close()
         raise ListenerError(f"listener {spec.kind}.{spec.name} on {spec.host}:{spec.port}: "
                             f"{e.strerror or e}") from e
-    sock.listen(backlog)
+    if backlog is not None:
+        sock.listen(backlog)
     return sock
 
 
@@ -106,11 +108,19 @@ class Listeners:
             f"{spec.kind}.{spec.name}": Listener(spec)
             for spec in node.config.listeners if spec.kind in MQTT_KINDS}
 
-    def start_all(self) -> None:
+    def start_all(self, accept: bool = True) -> None:
+        """Start every listener; `accept` False: ready to, but accepting only from `accept_all`
+        (a worker's sockets listen once the parent says the node is ready: docs/workers.md)."""
         for listener in self.all.values():
-            self.start(listener)
+            self.start(listener, accept)
 
-    def start(self, listener: Listener) -> None:
+    def accept_all(self) -> None:
+        for listener in self.all.values():
+            if listener.server is not None and not listener.running:
+                listener.server.start()
+                log.info("listener %s.%s on %s:%s accepting", listener.kind, listener.name, *listener.address)
+
+    def start(self, listener: Listener, accept: bool = True) -> None:
         if listener.running:
             return
         spec = listener.spec
@@ -124,12 +134,13 @@ class Listeners:
                          lambda sock, addr: self._accept(listener, sock, addr),
                          backlog=None if inherited else 1024, spawn=readers.spawn_soon)
         try:
-            server.start()
+            server.start() if accept else server.init_socket()
         except OSError as e:
             raise ListenerError(f"listener {listener.kind}.{listener.name} on {spec.host}:{spec.port}: "
                                 f"{e.strerror or e}") from e
         listener.server = server
-        log.info("listener %s.%s on %s:%s started", listener.kind, listener.name, *listener.address)
+        if accept:
+            log.info("listener %s.%s on %s:%s started", listener.kind, listener.name, *listener.address)
 
     def stop(self, listener: Listener) -> None:
         """Stop accepting; connected clients stay."""

@@ -49,6 +49,7 @@ class Node:
         self.ops = None      # HTTP listeners, $SYS, Graphite: vmqpy.admin.services.Operations (vmqpy.assembly)
         self.cluster = None  # vmqpy.cluster.runtime.WorkerRuntime when nr_of_workers > 1
         self.stopped = gevent.event.Event()
+        self.ready = False  # started: `vernemq ping` says pong from here on
         self.metrics.gauge("router_subscriptions", lambda: self.router.count)
         self.metrics.gauge("retain_messages", lambda: self.retain.count)
         self.metrics.gauge("active_mqtt_connections", lambda: len(self.sessions))
@@ -64,10 +65,14 @@ class Node:
         if self.admin is not None:
             self.admin.start()
         self.dispatcher.start()
-        self.listeners.start_all()
         self.overload.start()
         if self.ops is not None:
             self.ops.start()
+        # Last: a client that can connect finds everything running, and ping says pong at once.
+        # A worker's listeners accept once its parent says so (cluster/workers.py).
+        parent_listens = self.cluster is not None and self.cluster.listen_fds
+        self.listeners.start_all(accept=not parent_listens)
+        self.ready = True
         log.info("node %s started", self.name)
 
     def stop(self) -> None:
