@@ -21,6 +21,13 @@
 #define MAX_EVENTS 1024
 
 static int ep;
+static volatile sig_atomic_t terminated; /* SIGTERM: end the run now, report what was done */
+
+static void on_sigterm(int sig)
+{
+    (void)sig;
+    terminated = 1;
+}
 static uint64_t now;          /* cached once per loop turn */
 static uint8_t *rx;           /* shared receive scratch; only leftovers are per conn */
 
@@ -657,6 +664,7 @@ int lg_loop(void)
     struct config *cfg = &R.cfg;
     struct epoll_event evs[MAX_EVENTS];
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, on_sigterm);
     if ((ep = epoll_create1(0)) < 0 || !(rx = malloc(2 * RX_CHUNK)))
         die_oom();
     now = R.t_connect0 = now_ns();
@@ -671,10 +679,15 @@ int lg_loop(void)
         now = now_ns();
         uint64_t wake = now + 100000000u; /* at least every 100 ms */
         int busy = 0;
+        if (terminated) {
+            R.open_end = R.ready;
+            break;
+        }
         if (cfg->slow) {
-            int was_ready = R.t_ready != 0;
+            static int announced;
             slow_step();
-            if (R.t_ready && !was_ready) {
+            if (R.t_ready && !announced) {
+                announced = 1;
                 R.open_min = R.nconns;
                 fprintf(stderr, "{\"event\":\"ready\",\"connected\":%d,\"connect_s\":%.3f}\n", R.ready,
                         (double)(R.t_ready - R.t_connect0) / 1e9);
