@@ -4,6 +4,7 @@
     bench/hostile.py                                  # every scenario, one JSON line each
     bench/hostile.py alone slow-connect --slow 10000 --duration 10
     bench/hostile.py storm --workers 2
+    bench/hostile.py --repeat 3          # the figures in docs/hostile-clients.md: medians of 3 rounds
 
 Starts one vmqpy node as bench/broker.py does (pinned to --broker-core, loadgen on
 --loadgen-core) but with authentication on (allow_anonymous = off, one user in
@@ -232,7 +233,8 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=10, help="seconds of each well-behaved run (10)")
     p.add_argument("--rate", type=int, default=2000, help="msg/s of the latency run (2000)")
     p.add_argument("--slow", type=int, default=10_000, help="slow-CONNECT connections (10000)")
-    p.add_argument("--storm", type=int, default=100_000, help="client ids of the storm (100000)")
+    p.add_argument("--storm", type=int, default=300_000, help="client ids of the storm, ended after the runs (300000)")
+    p.add_argument("--repeat", type=int, default=1, help="rounds over the scenarios; the summary has medians")
     o = p.parse_args()
     if not LOADGEN.exists():
         sys.exit("bench/loadgen is missing: run bench/build.sh")
@@ -240,15 +242,47 @@ def main() -> int:
     if unknown:
         sys.exit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     failed = False
-    for name in o.scenarios or list(SCENARIOS):
-        node = Node(o)
-        try:
-            res = {"scenario": name, "workers": o.workers, "load": os.getloadavg()[0], **SCENARIOS[name](o, node)}
-        finally:
-            node.broker.stop()
-        failed |= any(res.get(r, {}).get("loadgen_rc") for r in ("latency", "throughput"))
-        print(json.dumps(res), flush=True)
+    results: dict[str, list[dict]] = {}
+    for _ in range(o.repeat):  # round robin: a busy spell of the machine hits every scenario alike
+        for name in o.scenarios or list(SCENARIOS):
+            node = Node(o)
+            try:
+                res = {"scenario": name, "workers": o.workers, "load": os.getloadavg()[0],
+                       **SCENARIOS[name](o, node)}
+            finally:
+                node.broker.stop()
+            failed |= any(res.get(r, {}).get("loadgen_rc") for r in ("latency", "throughput"))
+            results.setdefault(name, []).append(res)
+            print(json.dumps(res), flush=True)
+    print(json.dumps({"summary": {name: summary(rs) for name, rs in results.items()}}), flush=True)
     return 1 if failed else 0
+
+
+def summary(results: list[dict]) -> dict:
+    """Medians over the repeats of the figures the docs quote."""
+    def median(values: list) -> float | None:
+        values = sorted(v for v in values if v is not None)
+        return values[len(values) // 2] if values else None
+
+    def pick(*path: str) -> float | None:
+        def get(r: dict):
+            for key in path:
+                r = r.get(key) if isinstance(r, dict) else None
+            return r
+        return median([get(r) for r in results])
+
+    out = {"runs": len(results), "latency_p50_us": pick("latency", "latency_us", "p50"),
+           "latency_p99_us": pick("latency", "latency_us", "p99"),
+           "throughput_msg_s": pick("throughput", "recv_rate"),
+           "rss_before_kib": pick("rss_before_kib"), "rss_with_kib": pick("rss_with_kib"),
+           "rss_after_kib": pick("rss_after_kib")}
+    for extra in ("client_connect_timeout", "queue_message_drop"):
+        if extra in results[0]:
+            out[extra] = pick(extra)
+    if "ping_ms" in results[0]:
+        out.update(ping_p99_ms=pick("ping_ms", "p99"), ping_max_ms=pick("ping_ms", "max"),
+                   ping_failed=pick("ping_ms", "failed"), storm_connects_per_s=pick("storm", "connects_per_s"))
+    return {k: v for k, v in out.items() if v is not None}
 
 
 if __name__ == "__main__":

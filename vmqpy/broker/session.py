@@ -734,10 +734,12 @@ class Session:
                 codes.append(R.QUOTA_EXCEEDED if v5 else 0x80)
                 continue
             sub = Subscription(qos, opts.no_local, opts.retain_as_published, opts.retain_handling, sub_id)
-            new = node.registry.subscribe(self.sid, filt, sub)
+            new = node.registry.subscribe(self.sid, filt, sub, persist=False)
             codes.append(qos)
             if not shared and (sub.retain_handling == 0 or (sub.retain_handling == 1 and new)):
                 retained.append((filt, sub))
+        if any(code < 0x80 for code in codes):
+            node.registry.persist_subscriptions(self.sid)  # once per packet: the table is written whole
         node.metrics.counters["mqtt_suback_sent"] += 1
         self.send(encode(P.Suback(p.packet_id, codes), self.proto_level))
         for filt, sub in retained:
@@ -779,7 +781,10 @@ class Session:
             return  # v3 has no failure code: no UNSUBACK, the subscription stays
         self._check_depth(p.topics)
         topics = node.authorize_unsubscribe(self, list(p.topics), p.properties)
-        codes = [0 if node.registry.unsubscribe(self.sid, f) else R.NO_SUBSCRIPTION_EXISTED for f in topics]
+        codes = [0 if node.registry.unsubscribe(self.sid, f, persist=False) else R.NO_SUBSCRIPTION_EXISTED
+                 for f in topics]
+        if 0 in codes:
+            node.registry.persist_subscriptions(self.sid)
         node.metrics.counters["mqtt_unsuback_sent"] += 1
         self._acks.append(encode(P.Unsuback(p.packet_id, codes if self.proto_level == 5 else []),
                                  self.proto_level))
