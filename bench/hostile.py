@@ -132,7 +132,8 @@ def slow_connect(o: argparse.Namespace, node: Node) -> dict:
     rss0 = node.rss()
     hold = 2 * o.duration + 30  # covers both runs
     slow, ready = background(o, node, ["--slow", str(o.slow), "--trickle-ms", "1000", "--hold", str(hold),
-                                       "--bind", binds(2), "--connect-timeout", "120", "--label", "slow"],
+                                       "--bind", binds(2), "--connect-timeout", "120", "--connect-burst", "512",
+                                       "--label", "slow"],
                              hold + 300)
     if not ready.wait(150):
         return {"error": "the slow connections did not all open", "slow": slow.result()}
