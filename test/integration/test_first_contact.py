@@ -8,7 +8,7 @@ import subprocess
 import threading
 
 import pytest
-from broker import REPO, Broker, wait_until
+from broker import REPO, Broker, free_port, wait_until
 
 VERNEMQ = str(REPO / "bin" / "vernemq")
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")  # the node's log (log.console = both)
@@ -129,3 +129,19 @@ def test_ping_answers_pong_as_soon_as_the_port_accepts(tmp_path, workers):
         proc.terminate()
         proc.wait(60)
         node.cleanup()
+
+
+def test_a_listener_that_a_worker_cannot_start_gives_one_line_and_no_open_port(tmp_path):
+    """What the config check cannot see (a TLS file gone) is found by the workers as they start."""
+    node = Broker(tmp_path, {"nr_of_workers": "2", "listener.ssl.default": f"127.0.0.1:{free_port()}",
+                             "listener.ssl.default.certfile": str(tmp_path / "gone.pem"),
+                             "listener.ssl.default.keyfile": str(tmp_path / "gone.key")})
+    node.write_conf()
+    with PortWatch(node.port) as watch:
+        out = run("--config", str(node.conf_path), "console", timeout=60)
+    node.cleanup()
+    assert out.returncode == 1
+    errors = said(out, "failed to start")
+    assert len(errors) == 1 and "listener ssl.default: TLS" in errors[0], out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    assert watch.accepted == 0
