@@ -33,6 +33,7 @@ setup(
         "prometheus_client>=0.20",
         "h11>=0.14",
         "msgpack>=1.0",  # the cluster wire format (vmqpy/cluster/wire.py)
+        "cryptography>=41",  # certificates: vmq-admin tls show|check, CRLs
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3", "paho-mqtt>=2.1", "ruff>=0.6", "wsproto>=1.2",

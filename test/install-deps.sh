@@ -3,9 +3,9 @@
 set -euo pipefail
 # mosquitto(-clients): bridge peer and reference clients; rpm, debootstrap,
 # binutils: building and checking the packages in test/packaging.
-# iproute2 (ip, tc): the network namespaces of test/cluster; nftables: their packet loss
-# where the kernel has no sch_netem.
-packages=(mosquitto mosquitto-clients rpm debootstrap binutils iproute2 nftables)
+# iproute2 (ip, tc, ss): the network namespaces of test/cluster, socket options (ss -tm); nftables: their packet loss
+# where the kernel has no sch_netem. chromium: the status page in a headless browser.
+packages=(mosquitto mosquitto-clients rpm debootstrap binutils iproute2 nftables chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

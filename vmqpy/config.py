@@ -50,6 +50,7 @@ class Listener:
 class PluginSpec:
     enabled: bool
     path: str | None
+    priority: int | None = None  # plugins.NAME.priority: lower starts (and hooks) first
 
 
 def load(path: str) -> Config:
@@ -92,8 +93,10 @@ class Config:
         self._raw: dict[str, str] = {}  # set keys (schema instances) -> text, in file order
         self._external: dict[str, str] = {}  # settings of plugins the schema does not know
         self._parsed: dict[str, Any] = {}  # cache: key -> value of its text or default
+        self.changed: dict[str, str] = {}  # keys changed on the running node (vmq-admin set) -> text
         self._resolving: set[str] = set()
         self._read(text)
+        self._file = dict(self._raw)  # what the file says, for `config reset`
         for name in [*self._raw, *(key.name for key in KEYS if not key.is_pattern)]:
             self.get(name)  # parse everything now: a bad value must stop the node at start
         self._check_required()
@@ -198,6 +201,25 @@ class Config:
             raise ConfigError(None, None, key, "cannot be changed at runtime: edit vernemq.conf and restart")
         self._parsed[key] = self._parse(key, found[0], value, None)
         self._raw[key] = value
+        self.changed[key] = value
+
+    def reset(self, key: str) -> None:
+        """Undo `set` for `key`: back to the file's value, or the default (vmq-admin config reset)."""
+        self.changed.pop(key, None)
+        self._parsed.pop(key, None)
+        if key in self._file:
+            self._raw[key] = self._file[key]
+        else:
+            self._raw.pop(key, None)
+
+    def settable(self, key: str) -> bool:
+        """Whether `set` may change `key` on the running node."""
+        found = lookup(key)
+        return bool(found and found[0].runtime)
+
+    def explicit(self) -> list[tuple[str, str]]:
+        """The keys the file sets, with their text as written."""
+        return list(self._file.items())
 
     def override(self, values: dict[str, Any]) -> None:
         """Replace already-typed values of declared keys in this process only.
@@ -230,7 +252,8 @@ class Config:
         """Every plugin named in the schema or in a plugins.NAME[.path] line."""
         names = {name.split(".")[1] for name in [*self._raw, *(k.name for k in KEYS)]
                  if name.startswith("plugins.") and "$" not in name}
-        return {name: PluginSpec(bool(self.get(f"plugins.{name}", False)), self.get(f"plugins.{name}.path"))
+        return {name: PluginSpec(bool(self.get(f"plugins.{name}", False)), self.get(f"plugins.{name}.path"),
+                                 self.get(f"plugins.{name}.priority"))
                 for name in sorted(names)}
 
     def plugin_settings(self, plugin: str) -> dict[str, Any]:

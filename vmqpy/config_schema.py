@@ -166,6 +166,9 @@ class EnumList(Type):
         return "comma separated list of " + ", ".join(self.choices)
 
     def parse(self, text: str, base_dir: str) -> list[str]:
+        text = text.strip()
+        if text.startswith("[") and text.endswith("]"):
+            text = text[1:-1]  # VerneMQ's Erlang list: [vmq_status_http, vmq_health_http]
         values = [item.strip() for item in text.split(",") if item.strip()]
         wrong = [v for v in values if v not in self.choices]
         if wrong:
@@ -174,6 +177,22 @@ class EnumList(Type):
 
     def fmt(self, value: list[str]) -> str:
         return ",".join(value)
+
+
+class ErlangTerm(Type):
+    """An Erlang term as VerneMQ takes it (tcp_listen_options): lists, tuples, atoms, numbers."""
+
+    describe = "an Erlang term, e.g. [{nodelay, true}, {linger, {true, 0}}]"
+
+    def parse(self, text: str, base_dir: str) -> Any:
+        from vmqpy import erlang_terms
+
+        return erlang_terms.parse(text)
+
+    def fmt(self, value: Any) -> str:
+        from vmqpy import erlang_terms
+
+        return erlang_terms.to_text(value)
 
 
 class Address(Type):
@@ -291,11 +310,14 @@ LISTENER_OPTIONS = (
     ListenerOption("ciphers", STR, "", "Allowed ciphers, colon separated (empty: OpenSSL's defaults).",
                    TLS_OPTION_KINDS, False),
 )
-HTTP_MODULES = ("vmq_status_http", "vmq_health_http", "vmq_metrics_http", "vmq_http_mgmt_api")
+# vmq_http_v2_api and vmq_web_ui are VerneMQ modules vmqpy does not have: named, they serve nothing
+HTTP_MODULES = ("vmq_status_http", "vmq_health_http", "vmq_metrics_http", "vmq_http_mgmt_api", "vmq_http_pub",
+                "vmq_http_v2_api", "vmq_web_ui")
 LISTENER_OPTIONS += (
-    ListenerOption("http_modules", EnumList(HTTP_MODULES), ",".join(HTTP_MODULES),
-                   "HTTP modules a listener serves: vmq_status_http (/status), vmq_health_http (/health), "
-                   "vmq_metrics_http (/metrics), vmq_http_mgmt_api (/api/v1).", ("http",), False),
+    ListenerOption("http_modules", EnumList(HTTP_MODULES), "",
+                   "HTTP modules a listener serves (empty: those of http_modules): vmq_status_http (/status), "
+                   "vmq_health_http (/health), vmq_metrics_http (/metrics), vmq_http_mgmt_api (/api/v1), "
+                   "vmq_http_pub (/restmqtt/api/v1/publish).", ("http",), False),
 )
 LISTENER_OPTION_NAMES = frozenset(option.name for option in LISTENER_OPTIONS)
 
@@ -382,6 +404,108 @@ def _bridge_keys() -> list[Key]:
     return keys
 
 
+AUTH_MODES = Enum(("noauth", "apikey"))
+# the HTTP modules that want an API key unless told otherwise (VerneMQ's defaults)
+APIKEY_MODULES = ("vmq_http_mgmt_api", "vmq_http_pub", "vmq_http_v2_api")
+
+
+def _http_pub_keys() -> list[Key]:
+    """vmq_http_pub: how a message published over HTTP is authenticated, globally and per listener."""
+    settings = (
+        ("mqtt_auth.mode", Enum(("on-behalf-of", "predefined")), "on-behalf-of",
+         "Whose MQTT credentials an HTTP publish is checked with: the request's (on-behalf-of: client_id, "
+         "user, password) or the configured ones (predefined: mqtt_auth.user, .password, .client_id)."),
+        ("mqtt_auth.auth_plugin", Enum(("mqtt",)), "mqtt", "Which auth hooks check it: the MQTT ones."),
+        ("mqtt_auth.user", STR, None, "Username of predefined mode."),
+        ("mqtt_auth.password", STR, None, "Password of predefined mode."),
+        ("mqtt_auth.client_id", STR, None, "Client id of predefined mode."),
+        ("mountpoint", STR, None, "Mountpoint messages published over HTTP go into."),
+    )
+    keys = [Key("plugins.vmq_http_pub", FLAG, "off",
+                "Publish over HTTP (POST /restmqtt/api/v1/publish on listeners serving vmq_http_pub).")]
+    for name, kind, default, doc in settings:
+        keys.append(Key(f"vmq_http_pub.{name}", kind, default, doc))
+        keys.append(Key(f"listener.http.$name.http_modules.vmq_http_pub.{name}", kind, None,
+                        f"{doc} On listener <name> (default: vmq_http_pub.{name}).",
+                        requires=("listener.http.$name",)))
+    return keys
+
+
+def _operator_keys() -> list[Key]:
+    """vmq_server keys of an operator's runbook (issue 18) and the HTTP modules' authentication."""
+    no_effect = " No effect in vmqpy: {}."
+    return [
+        Key("max_ws_frame_size", Int(infinity=True), "268435456",
+            "Largest WebSocket frame (bytes) a client may send; a larger one closes the connection (1009)."),
+        Key("systree_mountpoint", STR, "", "Mountpoint the $SYS tree is published into."),
+        Key("systree_qos", Int(maximum=2), "0", "QoS of the $SYS messages."),
+        Key("systree_retain", FLAG, "off", "Publish the $SYS messages retained."),
+        Key("systree_reg_view", Enum(("vmq_reg_trie",)), "vmq_reg_trie",
+            "Routing view of the $SYS publishes (vmq_reg_trie, the only one)."),
+        Key("shared_subscription_timeout_action", Enum(("ignore", "requeue")), "ignore",
+            "What to do when handing a shared-subscription message to another node times out."
+            + no_effect.format("messages to other nodes go on ordered links that do not time out")),
+        Key("disconnect_on_unauthorized_publish_v3", FLAG, "off",
+            "Disconnect MQTT 3.1 and 3.1.1 clients that publish where they may not (instead of "
+            "acknowledging and dropping the message).", runtime=True),
+        Key("subscriber_retain_mode", Enum(("immediate", "syncwait")), "immediate",
+            "Deliver retained messages to a new subscriber at once or after the retained store synced; "
+            "vmqpy's SUBACK waits for the cluster either way, so both behave the same.", runtime=True),
+        Key("expire_retain_cache", INT, "0",
+            "Seconds between sweeps that delete expired retained messages (MQTT 5 message expiry) "
+            "nobody subscribes to (0: off; a matching subscription deletes them anyway)."),
+        Key("override_max_online_messages", FLAG, "off",
+            "Let a session coming online take all its offline messages even beyond max_online_messages."
+            + no_effect.format("offline messages are always all delivered, read from the store in pages"),
+            runtime=True),
+        Key("max_drain_time", MS, "500",
+            "Milliseconds a migrated queue stays to forward late messages."
+            + no_effect.format("the old node forwards until the new one confirms the move")),
+        Key("tcp_listen_options", ErlangTerm(),
+            "[{nodelay, true}, {linger, {true, 0}}, {send_timeout, 30000}, {send_timeout_close, true}]",
+            "Socket options of accepted MQTT connections (gen_tcp's): nodelay, linger, keepalive, recbuf, "
+            "sndbuf and tos apply; send_timeout and buffer have no counterpart."),
+        Key("crl_refresh_interval", MS, "60000",
+            "Milliseconds between reloads of the TLS listeners' crlfile (0: never)."),
+        Key("min_apikey_length", INT, "0", "Shortest API key vmq-admin api-key add accepts."),
+        Key("max_apikey_expiry_days", Int(minimum=1), None,
+            "Longest an API key may be valid, in days (unset: no limit; set: every key needs an expiry)."),
+        Key("logging.keepalive_as_warning", FLAG, "on",
+            "Log a client disconnected for keep alive expiry as a warning (off: as info)."),
+        Key("logging.obfuscation_secret", STR, "random",
+            "Secret VerneMQ encrypts credentials held in memory with."
+            + no_effect.format("passwords are not kept after authentication nor logged")),
+        Key("http_modules", EnumList(HTTP_MODULES),
+            "vmq_metrics_http,vmq_http_mgmt_api,vmq_status_http,vmq_health_http,vmq_http_v2_api",
+            "HTTP modules of the HTTP listeners that set no http_modules of their own."),
+        Key("http_module.$name.auth.mode", AUTH_MODES, "noauth",
+            "Authentication of HTTP module <name> on every listener: noauth, or apikey (an API key of the "
+            "module's scope; vmq_http_mgmt_api, vmq_http_pub and vmq_http_v2_api default to apikey)."),
+        *(Key(f"http_module.{module}.auth.mode", AUTH_MODES, "apikey", f"Authentication of {module}.")
+          for module in APIKEY_MODULES),
+        Key("listener.http.$name.http_module.$module.auth.mode", AUTH_MODES, None,
+            "Authentication of HTTP module <module> on listener <name> (default: http_module.<module>.auth.mode).",
+            requires=("listener.http.$name",)),
+        Key("plugins.$name.priority", INT, None,
+            "Start order of plugin <name> (lower first; plugins with a priority start before the others); "
+            "its hooks are called in that order."),
+        *_http_pub_keys(),
+        # vmq_webhooks calls to https:// endpoints
+        Key("vmq_webhooks.cafile", PATH, "", "PEM file of the CAs that HTTPS webhook endpoints are verified "
+            "against (empty: the system's)."),
+        Key("vmq_webhooks.certfile", PATH, "", "PEM client certificate sent to HTTPS webhook endpoints."),
+        Key("vmq_webhooks.keyfile", PATH, "", "PEM private key of vmq_webhooks.certfile."),
+        Key("vmq_webhooks.keyfile_password", STR, "", "Password of vmq_webhooks.keyfile."),
+        Key("vmq_webhooks.tls_version", Enum(("tlsv1.2", "tlsv1.3")), "tlsv1.2",
+            "Lowest TLS version of HTTPS webhook calls."),
+        Key("vmq_webhooks.verify_peer", FLAG, "on", "Verify the endpoint's certificate and host name."),
+        Key("vmq_webhooks.depth", Int(minimum=0), "100",
+            "Longest certificate chain accepted from an endpoint (intermediate CAs)."),
+        Key("vmq_webhooks.use_crls", FLAG, "on",
+            "Check endpoint certificates against the CRLs found in vmq_webhooks.cafile."),
+    ]
+
+
 _LOG_LEVELS = Enum(("debug", "info", "warning", "error", "critical"))
 
 KEYS: tuple[Key, ...] = (
@@ -455,16 +579,21 @@ KEYS: tuple[Key, ...] = (
     Key("max_message_rate", INT, "0", "Maximum publishes per second per session (0: no limit).",
         runtime=True),
     Key("receive_max_client", Int(minimum=1, maximum=65535), "65535",
-        "MQTT 5 receive maximum the broker announces to clients.", runtime=True),
+        "MQTT 5: most unacknowledged QoS 1 and 2 publishes the broker sends a client; a client's own "
+        "Receive Maximum can only lower it.", runtime=True),
     Key("receive_max_broker", Int(minimum=1, maximum=65535), "65535",
-        "MQTT 5 receive maximum the broker uses towards a client that sets none.", runtime=True),
-    Key("topic_alias_max_client", Int(maximum=65535), "0",
-        "MQTT 5 topic aliases a client may use towards the broker (0: none).", runtime=True),
-    Key("topic_alias_max_broker", Int(maximum=65535), "0",
-        "MQTT 5 topic aliases the broker may use towards a client (0: none).", runtime=True),
+        "MQTT 5: most unacknowledged QoS 1 and 2 publishes a client may send the broker, announced as "
+        "Receive Maximum in CONNACK; a client sending more is disconnected (0x93).", runtime=True),
+    Key("topic_alias_max_client", Int(maximum=65535), "10",
+        "MQTT 5 topic aliases a client may use towards the broker, announced in CONNACK (0: none; "
+        "VerneMQ's default is 0, mosquitto's 10).", runtime=True),
+    Key("topic_alias_max_broker", Int(maximum=65535), "10",
+        "MQTT 5 topic aliases the broker uses towards a client that allows them in its CONNECT "
+        "(0: none; VerneMQ's default is 0).", runtime=True),
     Key("max_keepalive", Int(maximum=65535), "0",
-        "MQTT 5: largest keep alive a client may use; one asking more, or none, gets this as "
-        "Server Keep Alive (0: accept the client's).", runtime=True),
+        "Largest keep alive (seconds) a client may use (0: any). An MQTT 5 client asking more, or "
+        "none (0), gets this as Server Keep Alive in CONNACK; an MQTT 3 client is refused "
+        "(identifier rejected), as mosquitto does.", runtime=True),
     Key("response_information", STR, "",
         "MQTT 5 response information sent to clients that ask for it (empty: none)."),
     Key("mqtt_connect_timeout", MS, "5000",
@@ -533,6 +662,7 @@ KEYS: tuple[Key, ...] = (
         "Seconds between checks for a changed password file (0: never).", runtime=True),
     *_webhook_keys(),
     *_bridge_keys(),
+    *_operator_keys(),
 )
 
 

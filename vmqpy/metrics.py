@@ -102,6 +102,10 @@ COUNTERS: dict[str, str] = {
     "retain_messages_stored": "The number of retained messages stored.",
     "message_store_writes": "The number of messages written to the message store.",
     "message_store_deletes": "The number of messages deleted from the message store.",
+    # vmq_http_pub (POST /restmqtt/api/v1/publish)
+    "http_pub_published": "The number of messages sent through the REST Publish API",
+    "http_pub_api_error": "Number of errors reported by the REST Publish API",
+    "http_pub_auth_error": "Number of Auth errors reported by the REST Publish API",
 }
 
 GAUGES: dict[str, str] = {
@@ -155,7 +159,7 @@ class HasSamples(Protocol):
 
 # Taken as the largest over the workers instead of summed: time since start, and what every worker
 # holds whole (each worker keeps the entire retained trie).
-MAX_OF = frozenset({"system_wallclock", "uptime", "retain_messages", "retained"})
+MAX_OF = frozenset({"system_wallclock", "uptime", "retain_messages", "retained", "netsplits"})
 
 
 def combine(name: str, values: list[Any]) -> Any:

@@ -91,9 +91,12 @@ def test_status_page_and_json(node, cid):
     assert b"status.json" in body
     client = Paho(node.port, cid)
     client.connect()
-    status, [info] = get_json(node, "/status.json")
-    assert status == 200 and info["node"] == "VerneMQ@127.0.0.1" and info["connections"] >= 1
-    assert {"uptime", "subscriptions", "retained", "queues", "msg_in", "msg_out"} <= set(info)
+    status, [nodes] = get_json(node, "/status.json")  # VerneMQ's shape: [{node: figures}]
+    info = nodes["VerneMQ@127.0.0.1"]
+    assert status == 200 and info["running"] and info["num_online"] >= 1
+    assert {"uptime", "num_subscriptions", "num_retained", "num_offline", "msg_in", "msg_out", "queued",
+            "netsplits", "mystatus", "listeners", "version"} <= set(info)
+    assert info["mystatus"] == [[{"VerneMQ@127.0.0.1": True}]]
     client.disconnect()
 
 

@@ -9,6 +9,7 @@ from clients import CONNECT_PROPS, PUBLISH_PROPS, V5, Paho, Raw, props
 
 from vmqpy.mqtt import packets as P
 from vmqpy.mqtt import reasons as R
+from vmqpy.mqtt.codec import encode
 
 
 def raw_sub(port: int, cid: str, filt: str, qos: int = 1, clean: bool = True, **connect_props) -> Raw:
@@ -99,6 +100,17 @@ def test_inbound_topic_alias(make_broker, cid):
     assert raw.inbox[-1].reason_code == R.TOPIC_ALIAS_INVALID
 
 
+def test_inbound_and_outbound_topic_aliases_work_by_default(broker, cid):
+    raw = raw_sub(broker.port, cid, "alias/default/#", qos=0, topic_alias_maximum=10)
+    pub = Raw(broker.port, 5)
+    pub.connect(cid + "-pub")
+    pub.send(P.Publish("alias/default/a", b"1", properties={"topic_alias": 10}))
+    pub.send(P.Publish("", b"2", properties={"topic_alias": 10}))
+    got = [raw.recv(), raw.recv()]
+    assert [(p.topic, p.payload, p.properties["topic_alias"]) for p in got] == [
+        ("alias/default/a", b"1", 1), ("", b"2", 1)]
+
+
 def test_outbound_topic_aliases(make_broker, cid):
     node = make_broker({"topic_alias_max_broker": "1"})
     raw = raw_sub(node.port, cid, "alias/out/#", qos=0, topic_alias_maximum=5)
@@ -121,11 +133,12 @@ def test_no_outbound_aliases_for_a_client_that_allows_none(make_broker, cid):
 
 
 # -- flow control ----------------------------------------------------------------------------------
-def test_broker_respects_the_clients_receive_maximum(broker, cid):
-    raw = raw_sub(broker.port, cid, "flow/rm", receive_maximum=2)
-    pub = publisher(broker.port, cid)
-    for i in range(4):
-        pub.publish("flow/rm", str(i), 1)
+def two_in_flight(port: int, cid: str, topic: str, receive_maximum: int) -> None:
+    """Three QoS 1 messages for a subscriber with room for two: the third waits for a PUBACK."""
+    raw = raw_sub(port, cid, topic, receive_maximum=receive_maximum)
+    pub = publisher(port, cid)
+    for i in range(3):
+        pub.publish(topic, str(i), 1)
     first = [raw.recv(), raw.recv()]
     with pytest.raises(TimeoutError):
         raw.recv(timeout=0.5)
@@ -133,8 +146,37 @@ def test_broker_respects_the_clients_receive_maximum(broker, cid):
     assert raw.recv().payload == b"2"
 
 
+def test_broker_respects_the_clients_receive_maximum(broker, cid):
+    two_in_flight(broker.port, cid, "flow/rm", receive_maximum=2)
+
+
+def test_receive_max_client_caps_the_clients_receive_maximum(make_broker, cid):
+    two_in_flight(make_broker({"receive_max_client": "2"}).port, cid, "flow/cap", receive_maximum=1000)
+
+
+def test_connack_announces_the_brokers_receive_maximum_and_topic_aliases_by_default(broker, cid):
+    ack = Raw(broker.port, 5).connect(cid)
+    assert (ack.properties["receive_maximum"], ack.properties["topic_alias_maximum"]) == (65535, 10)
+
+
+def test_a_flood_beyond_the_receive_maximum_is_disconnected_at_the_first_one_too_many(make_broker, cid):
+    """65,536 QoS 2 publishes written without reading a PUBREC: the broker handles the first 100,
+    disconnects with 0x93 at the 101st and reads no further."""
+    node = make_broker({"receive_max_broker": "100"})
+    raw = Raw(node.port, 5)
+    assert raw.connect(cid).properties["receive_maximum"] == 100
+    flood = b"".join(encode(P.Publish("flow/flood", b"x", 2, packet_id=i % 65535 + 1), 5) for i in range(65536))
+    try:
+        raw.sock.sendall(flood)
+    except OSError:
+        pass  # closed while writing: what follows says why
+    assert raw.closed_by_broker()
+    assert [type(p) for p in raw.inbox] == [P.Pubrec] * 100 + [P.Disconnect]
+    assert raw.inbox[-1].reason_code == R.RECEIVE_MAXIMUM_EXCEEDED
+
+
 def test_client_exceeding_the_brokers_receive_maximum_is_disconnected(make_broker, cid):
-    node = make_broker({"receive_max_client": "2"})
+    node = make_broker({"receive_max_broker": "2"})
     raw = Raw(node.port, 5)
     assert raw.connect(cid).properties["receive_maximum"] == 2
     for pid in (1, 2, 3):  # QoS 2 without PUBREL stays unacknowledged

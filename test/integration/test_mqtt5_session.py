@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from broker import wait_until
 from clients import CONNECT_PROPS, DISCONNECT_PROPS, V5, WILL_PROPS, Paho, Raw, props
 
@@ -112,6 +113,18 @@ def test_server_keep_alive_caps_the_clients_keep_alive(make_broker, cid):
     assert raw.inbox[-1].reason_code == R.KEEP_ALIVE_TIMEOUT
     assert raw.inbox[-1].properties["reason_string"]
     assert "server_keep_alive" not in (Raw(node.port, 5).connect(cid + "ok", keepalive=1).properties or {})
+
+
+def test_server_keep_alive_answers_a_client_asking_for_none(make_broker, cid):
+    node = make_broker({"max_keepalive": "30"})
+    assert Raw(node.port, 5).connect(cid, keepalive=0).properties["server_keep_alive"] == 30
+
+
+@pytest.mark.parametrize("keepalive", [0, 31])
+def test_max_keepalive_refuses_an_mqtt3_client_outside_it(make_broker, cid, keepalive):
+    node = make_broker({"max_keepalive": "30"})
+    assert Raw(node.port, 4).connect(cid, keepalive=keepalive).reason_code == R.IDENTIFIER_REJECTED
+    assert Raw(node.port, 4).connect(cid, keepalive=30).reason_code == 0
 
 
 def test_takeover_disconnect_has_reason_code_and_string(broker, cid):

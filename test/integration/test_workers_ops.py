@@ -71,9 +71,10 @@ def test_metrics_and_status_json_are_the_nodes(make_broker, cid):
     assert metrics["mqtt_publish_received"] == 4
     assert metrics["active_mqtt_connections"] == 2
     assert metrics["system_wallclock"] > 0
-    status, [info] = get_json(node, "/status.json")
-    assert status == 200 and info["node"] == "VerneMQ@127.0.0.1"
-    assert (info["connections"], info["msg_in"], info["retained"]) == (2, 4, 1)
+    status, [nodes] = get_json(node, "/status.json")
+    info = nodes["VerneMQ@127.0.0.1"]
+    assert status == 200 and info["running"]
+    assert (info["num_online"], info["msg_in"], info["num_retained"]) == (2, 4, 1)
     for c in clients:
         c.disconnect()
 

@@ -14,12 +14,12 @@ import time
 from datetime import UTC, datetime
 
 PREFIX = "api_keys"
-SCOPES = ("mgmt", "status", "metrics", "health")
+SCOPES = ("mgmt", "status", "metrics", "health", "api2", "httppub")
 _ALPHABET = string.ascii_letters + string.digits
 
 
-def new_key() -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(32))
+def new_key(length: int = 32) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(max(32, length)))
 
 
 def parse_expiry(text: str | None) -> float | None:
@@ -32,16 +32,27 @@ def parse_expiry(text: str | None) -> float | None:
 def api_keys(node) -> ApiKeys:
     """The node's API keys: the cluster's when it has a cluster runtime (replicated), else its own."""
     cluster = node.cluster
-    return ApiKeys(cluster.meta.view(PREFIX) if cluster is not None else node.metadata)
+    return ApiKeys(cluster.meta.view(PREFIX) if cluster is not None else node.metadata,
+                   node.config["min_apikey_length"], node.config.get("max_apikey_expiry_days"))
 
 
 class ApiKeys:
-    def __init__(self, metadata) -> None:
+    def __init__(self, metadata, min_length: int = 0, max_days: int | None = None) -> None:
         self.metadata = metadata
+        self.min_length = min_length  # min_apikey_length
+        self.max_days = max_days      # max_apikey_expiry_days: every key expires within so many days
 
     def add(self, key: str, scope: str = "mgmt", expires: float | None = None) -> None:
+        """Errors as VerneMQ's vmq_auth_apikey:add_api_key names them."""
+        if len(key) < self.min_length:
+            raise ValueError(f"invalid_key_length (min_apikey_length is {self.min_length})")
         if scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r} (one of {', '.join(SCOPES)})")
+        if expires is not None and expires <= time.time():
+            raise ValueError("invalid_expiry_date (in the past)")
+        if self.max_days is not None and (expires is None or expires > time.time() + self.max_days * 86400):
+            raise ValueError(f"invalid_expiry_date (max_apikey_expiry_days is {self.max_days}: give expires= "
+                             "within that many days)")
         self.metadata.put(PREFIX, key, {"scope": scope, "expires": expires})
 
     def delete(self, key: str) -> bool:

@@ -70,6 +70,7 @@ GROUPS = {
     "metrics": "Retrieve System Metrics",
     "api-key": "Manage API keys for the HTTP management interface",
     "trace": "Trace various aspects of VerneMQ",
+    "tls": "Manage TLS/SSL",
     "retain": "Show and filter MQTT retained messages",
     "webhooks": "Manage webhooks",
     "set": "Set a runtime config value (set KEY=VALUE)",
@@ -192,7 +193,11 @@ def node_status(node: Node) -> dict[str, Any]:
             "connections": len(node.sessions), "subscriptions": node.router.count,
             "retained": node.retain.count, "queues": len(node.registry.queues),
             "msg_in": snap.get("mqtt_publish_received", 0), "msg_out": snap.get("queue_message_out", 0),
-            "msg_dropped": snap.get("queue_message_drop", 0)}
+            "msg_dropped": snap.get("queue_message_drop", 0),
+            # what the status page also shows: messages waiting in queues (memory and store), netsplits
+            "queued": sum(q.size() for q in node.registry.queues.values()),
+            "offline_messages": node.msg_store.stats()["index_entries"],
+            "netsplits": snap.get("netsplit_detected", 0)}
 
 
 @command("node", "status")
@@ -317,26 +322,6 @@ def session_show(node: Node, args: Args) -> Result:
 
 def _online(node: Node, sid: tuple[str, str]) -> list:
     return [s for s in node.sessions if s.sid == sid and not s.closed]
-
-
-@command("session", "disconnect")
-def session_disconnect(node: Node, args: Args) -> Result:
-    """Forcefully disconnect a client.
-
-  session disconnect client-id=<ClientId> [--mountpoint=<MP>] [--cleanup]
-  --cleanup also removes its stored messages and subscriptions."""
-    if "client-id" not in args:
-        return _usage_error("session disconnect client-id=<ClientId> [--mountpoint=<MP>] [--cleanup]")
-    sid = (args.get("mountpoint", ""), args["client-id"])
-    cleanup = "cleanup" in args
-    online = _online(node, sid)
-    for session in online:
-        if cleanup:
-            session.expiry = 0  # the session's own cleanup then drops queue and subscriptions
-        session.kick(R.ADMINISTRATIVE_ACTION)
-    if cleanup and not online and sid in node.registry.sessions:
-        node.registry.expire(sid)
-    return True, "Done"
 
 
 @command("session", "reauthorize")
@@ -539,7 +524,7 @@ def api_key_create(node: Node, args: Args) -> Result:
     """Create a random API key for the HTTP interface and print it.
 
   api-key create [scope=mgmt|status|metrics|health] [expires=<YYYY-MM-DDTHH:MM:SS>]"""
-    return _add_key(node, new_key(), args)
+    return _add_key(node, new_key(node.config["min_apikey_length"]), args)
 
 
 @command("api-key", "add")
@@ -571,4 +556,12 @@ def api_key_show(node: Node, args: Args) -> Result:
     return True, Table(api_keys(node).rows(), ["Key", "Scope", "Expires (UTC)", "has expired"])
 
 
-from vmqpy.admin import cluster_commands, plugin_commands  # noqa: E402,F401  (register `cluster`, `plugin`, `webhooks`)
+# the other command groups register themselves
+from vmqpy.admin import (  # noqa: E402,F401
+    cluster_commands,
+    config_commands,
+    node_commands,
+    plugin_commands,
+    session_commands,
+    tls_commands,
+)

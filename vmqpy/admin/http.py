@@ -1,12 +1,18 @@
 """The HTTP listeners (listener.http.<name>): a WSGI app served by gevent's WSGI server.
 
 Routes, each belonging to one of VerneMQ's HTTP modules (a listener serves
-the modules its `http_modules` option names, all four by default):
+the modules its `http_modules` option names, else those of `http_modules`):
 
     /health        vmq_health_http    200 {"status":"OK"}, or 503 {"status":"DOWN","reasons":[...]}
     /metrics       vmq_metrics_http   Prometheus text format, VerneMQ's metric names, node label
-    /status        vmq_status_http    HTML page polling /status.json
-    /api/v1/...    vmq_http_mgmt_api  vmq-admin commands as JSON; API key (scope mgmt) required
+    /status        vmq_status_http    the cluster's status page, polling /status.json (admin/cluster_status.py)
+    /api/v1/...    vmq_http_mgmt_api  vmq-admin commands as JSON
+    /restmqtt/api/v1/publish  vmq_http_pub  publish over HTTP (admin/http_pub.py)
+
+Each module's auth mode (http_module.M.auth.mode, per listener
+listener.http.NAME.http_module.M.auth.mode) is noauth or apikey: an API key of
+the module's scope, as basic auth username or x-api-key header. vmq_http_mgmt_api
+and vmq_http_pub default to apikey, the others to noauth (VerneMQ's defaults).
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ import ujson
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
+from vmqpy.admin import http_pub
 from vmqpy.admin.apikeys import api_keys
+from vmqpy.admin.cluster_status import cluster_status
 from vmqpy.admin.commands import Result, Table
 from vmqpy.broker.listeners import Listener, ListenerError
 from vmqpy.metrics import HasSamples, prometheus_text
@@ -72,34 +80,59 @@ def _command_json(output: str | Table) -> Any:
     return {"type": "text", "text": output} if output else []
 
 
+# the API key scope each module's `apikey` auth mode asks for (VerneMQ's vmq_auth_apikey scopes)
+SCOPES = {"vmq_http_mgmt_api": "mgmt", "vmq_status_http": "status", "vmq_metrics_http": "metrics",
+          "vmq_health_http": "health", "vmq_http_pub": "httppub", "vmq_http_v2_api": "api2"}
+
+
+def auth_mode(node: Node, listener: str, module: str) -> str:
+    """listener.http.NAME.http_module.MODULE.auth.mode, else http_module.MODULE.auth.mode."""
+    local = node.config.get(f"listener.http.{listener}.http_module.{module}.auth.mode")
+    return local or node.config[f"http_module.{module}.auth.mode"]
+
+
 class App:
     """The WSGI application of one HTTP listener."""
 
-    def __init__(self, node: Node, modules: Iterable[str], view: OpsView) -> None:
+    def __init__(self, node: Node, modules: Iterable[str], view: OpsView, listener: str = "default") -> None:
         self.node = node
         self.view = view
+        self.listener = listener
         self.keys = api_keys(node)
         routes: dict[str, dict[str, Callable[[dict], Response]]] = {
             "vmq_health_http": {"/health": self.health},
             "vmq_metrics_http": {"/metrics": self.metrics},
             "vmq_status_http": {"/status": self.status_page, "/status/": self.status_page,
                                 "/status.json": self.status_json},
+            "vmq_http_pub": {http_pub.PATH: self.http_publish},
         }
-        self.routes = {path: fn for m in modules for path, fn in routes.get(m, {}).items()}
+        modules = list(modules)
+        self.routes = {path: (m, fn) for m in modules for path, fn in routes.get(m, {}).items()}
         self.api = "vmq_http_mgmt_api" in modules
+        self.auth = {m: auth_mode(node, listener, m) for m in modules}
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
         path = environ.get("PATH_INFO", "/")
-        handler = self.routes.get(path)
+        module, handler = self.routes.get(path, (None, None))
         if handler is None and self.api and path.startswith("/api/v1/"):
-            handler = self.api_v1
+            module, handler = "vmq_http_mgmt_api", self.api_v1
         try:
-            status, headers, body = handler(environ) if handler else _json(404, {"error": "not found"})
+            if handler is None:
+                status, headers, body = _json(404, {"error": "not found"})
+            elif not self._authorized(module, environ):
+                status, headers, body = _json(401, {"error": "unauthorized"},
+                                              [("WWW-Authenticate", 'Basic realm="VerneMQ"')])
+            else:
+                status, headers, body = handler(environ)
         except Exception:
             log.exception("HTTP %s failed", path)
             status, headers, body = _json(500, {"error": "internal error"})
         start_response(f"{status} {_REASONS.get(status, '')}", [*headers, ("Content-Length", str(len(body)))])
         return [body]
+
+    def _authorized(self, module: str, environ: dict) -> bool:
+        """The module's auth mode: noauth, or apikey (a valid key of the module's scope)."""
+        return self.auth.get(module) != "apikey" or self.keys.valid(_api_key(environ), SCOPES[module])
 
     def health(self, environ: dict) -> Response:
         concerns = self.view.health()
@@ -115,11 +148,15 @@ class App:
         return 200, [("Content-Type", "text/html; charset=utf-8")], STATUS_PAGE.read_bytes()
 
     def status_json(self, environ: dict) -> Response:
-        return _json(200, [self.view.status()])
+        return _json(200, cluster_status(self.node, self.view))
+
+    def http_publish(self, environ: dict) -> Response:
+        if environ.get("REQUEST_METHOD") not in ("POST", "PUT"):
+            return 405, [("Allow", "POST, PUT")], b""
+        status, text = http_pub.handle(self.node, self.listener, environ)
+        return status, [("Content-Type", "text/plain")], text.encode()
 
     def api_v1(self, environ: dict) -> Response:
-        if not self.keys.valid(_api_key(environ), "mgmt"):
-            return _json(401, {"error": "unauthorized"}, [("WWW-Authenticate", 'Basic realm="VerneMQ"')])
         words = [w for w in environ["PATH_INFO"][len("/api/v1/"):].split("/") if w]
         argv = ALIASES.get(tuple(words), words)
         for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
@@ -130,7 +167,8 @@ class App:
         return _json(200, _command_json(output))
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error",
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
             503: "Service Unavailable"}
 
 
@@ -174,7 +212,8 @@ class HttpListeners:
         spec = listener.spec
         limit = listener.opts.get("max_connections", math.inf)
         spawn = Pool(int(limit)) if limit != math.inf else "default"
-        app = App(self.node, listener.opts.get("http_modules", ()), self.view)
+        modules = listener.opts.get("http_modules") or self.node.config["http_modules"]
+        app = App(self.node, modules, self.view, listener.name)
         server = WSGIServer((spec.host, spec.port), app, spawn=spawn, log=None, error_log=log)
         try:
             server.start()

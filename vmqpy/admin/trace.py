@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 POLL = 0.05  # seconds between looks for new sessions of the traced client
+RUNNING: set[Trace] = set()  # what `trace stop_all` ends
 
 
 def describe(p, payload_limit: int) -> str:
@@ -111,14 +112,20 @@ class Trace:
         deadline = time.monotonic() + timeout
         if not self._sessions():
             self.lines.append(f'No sessions found for client "{self.sid[1]}"')
+        RUNNING.add(self)
         try:
             while not self.full.is_set() and time.monotonic() < deadline:
                 self._attach_new()
                 self.full.wait(min(POLL, max(0.0, deadline - time.monotonic())))
         finally:
+            RUNNING.discard(self)
             for tap in self._taps.values():
                 tap.remove()
         return self.lines
+
+    def stop(self) -> None:
+        self.lines.append("Trace stopped")
+        self.full.set()
 
     def _sessions(self) -> list:
         return [s for s in self.node.sessions if s.sid == self.sid and not s.closed]
@@ -139,3 +146,11 @@ class Trace:
         self.packets += 1
         if self.max_packets and self.packets >= self.max_packets:
             self.full.set()
+
+
+def stop_all() -> int:
+    """End every running trace (each answers its caller with what it recorded); how many there were."""
+    traces = list(RUNNING)
+    for trace in traces:
+        trace.stop()
+    return len(traces)

@@ -13,12 +13,18 @@ from vmqpy.broker.overload import Throttle
 from vmqpy.broker.queue import QueueOpts
 from vmqpy.mqtt import packets as P
 from vmqpy.mqtt import reasons as R
-from vmqpy.mqtt.codec import MalformedPacket
+from vmqpy.mqtt.codec import MalformedPacket, MQTTError
+from vmqpy.mqtt.topic import valid_topic_name
 
 if TYPE_CHECKING:
     from vmqpy.broker.session import Session
 
 log = logging.getLogger(__name__)
+
+
+class InvalidWillTopic(MQTTError):
+    reason_code = R.TOPIC_NAME_INVALID
+
 
 NEVER_EXPIRES = 0xFFFFFFFF
 
@@ -50,6 +56,16 @@ def on_connect(s: Session, p: P.Connect) -> None:
         s.assigned_id = True
     elif len(client_id) > cfg["max_client_id_size"]:
         return s.refuse(level, R.CLIENT_IDENTIFIER_NOT_VALID, "client id too long")
+    if p.will is not None and not valid_topic_name(p.will.topic):
+        # Empty: no topic at all (malformed); wildcards: a topic no message can have. Answered
+        # as a protocol violation: v5 gets the code in CONNACK, v3 a closed connection.
+        error = MalformedPacket if not p.will.topic else InvalidWillTopic
+        raise error(f"will topic {p.will.topic!r} is not a topic name")
+    max_keepalive = cfg["max_keepalive"]
+    if level != 5 and max_keepalive and not 0 < p.keepalive <= max_keepalive:
+        # v3 has no Server Keep Alive to answer with: refused, as mosquitto does.
+        return s.refuse(level, R.CLIENT_IDENTIFIER_NOT_VALID,
+                        f"keep alive {p.keepalive} s not within 1..{max_keepalive} s (max_keepalive)")
     s.client_id = client_id
     s.sid = (s.mountpoint, client_id)
     if s.listener.opts.get("use_identity_as_username"):  # the client certificate's CN, as VerneMQ's preauth
@@ -78,9 +94,9 @@ def finish(s: Session, p: P.Connect, auth_props: dict | None) -> None:
     s.will = p.will
     if level == 5:
         s.expiry = v5_expiry(props.get("session_expiry_interval", 0))
-        s.receive_max = props.get("receive_maximum", cfg["receive_max_broker"])
+        s.receive_max = min(props.get("receive_maximum", 65535), cfg["receive_max_client"])
         s.client_max_packet = props.get("maximum_packet_size", 0)
-        s.in_quota = cfg["receive_max_client"]
+        s.in_quota = cfg["receive_max_broker"]
         s.aliases_in = InboundAliases(cfg["topic_alias_max_client"])
         out_aliases = min(props.get("topic_alias_maximum", 0), cfg["topic_alias_max_broker"])
         s.aliases_out = OutboundAliases(out_aliases) if out_aliases else None
@@ -122,8 +138,7 @@ def _connack_props(s: Session, p: P.Connect, props: dict, auth_props: dict | Non
         out["server_keep_alive"] = s.keepalive
     if cfg["max_message_size"]:
         out["maximum_packet_size"] = cfg["max_message_size"]
-    if cfg["receive_max_client"] < 65535:
-        out["receive_maximum"] = cfg["receive_max_client"]
+    out["receive_maximum"] = cfg["receive_max_broker"]
     if cfg["topic_alias_max_client"]:
         out["topic_alias_maximum"] = cfg["topic_alias_max_client"]
     if props.get("request_response_information") and cfg["response_information"]:

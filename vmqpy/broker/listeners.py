@@ -1,9 +1,10 @@
 """MQTT listeners (tcp, ssl, ws, wss): accept connections, enforce max_connections.
 
 Each accepted connection starts in a pooled reader greenlet (gevent's
-StreamServer spawns through session.readers). That greenlet first reads the
-PROXY header (proxy_protocol = on), then runs the TLS handshake (ssl, wss) and
-the WebSocket upgrade (ws, wss); docs/listeners.md. Then `Session.start`
+StreamServer spawns through session.wakeups: after the loop turn's input of the
+connections already open, such as the DISCONNECT of one this one replaces).
+That greenlet first reads the PROXY header (proxy_protocol = on), then runs the
+TLS handshake (ssl, wss) and the WebSocket upgrade (ws, wss); docs/listeners.md. Then `Session.start`
 serves the connection: a plain TCP session parks once its socket is drained
 and the greenlet returns to the pool (the session lives on, woken by its
 socket's watcher); the others keep the greenlet.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import socket
+import struct
 import time
 from typing import TYPE_CHECKING
 
@@ -27,7 +29,7 @@ from gevent.server import StreamServer
 
 from vmqpy.broker import proxy_protocol, tls, websocket
 from vmqpy.broker.preread import PrereadSocket
-from vmqpy.broker.session import Session, readers
+from vmqpy.broker.session import Session, wakeups
 from vmqpy.config_schema import MQTT_KINDS, TLS_KINDS
 
 if TYPE_CHECKING:
@@ -101,9 +103,33 @@ class Listener:
                 "max_conns": self.opts.get("max_connections", 0), "active_conns": self.connections}
 
 
+def socket_options(options: list) -> list[tuple[int, int, int | bytes]]:
+    """setsockopt arguments for tcp_listen_options (VerneMQ's gen_tcp options, an Erlang list):
+    nodelay, linger, keepalive, recbuf, sndbuf, tos. send_timeout(_close), buffer and the rest
+    are Erlang's socket layer and have no counterpart here."""
+    out: list[tuple[int, int, int | bytes]] = []
+    for item in options:
+        if not (isinstance(item, tuple) and len(item) == 2):
+            continue
+        name, value = item
+        if name == "linger" and isinstance(value, tuple) and len(value) == 2:
+            out.append((socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", int(bool(value[0])), int(value[1]))))
+        elif name in _SOCKOPTS:
+            level, option = _SOCKOPTS[name]
+            out.append((level, option, int(value)))
+    return out
+
+
+_SOCKOPTS = {"nodelay": (socket.IPPROTO_TCP, socket.TCP_NODELAY), "keepalive": (socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+             "recbuf": (socket.SOL_SOCKET, socket.SO_RCVBUF), "sndbuf": (socket.SOL_SOCKET, socket.SO_SNDBUF),
+             "tos": (socket.IPPROTO_IP, socket.IP_TOS)}
+
+
 class Listeners:
     def __init__(self, node: Node) -> None:
         self.node = node
+        self.sockopts = socket_options(node.config["tcp_listen_options"])
+        self._crl_refresher: gevent.Greenlet | None = None
         self.all: dict[str, Listener] = {
             f"{spec.kind}.{spec.name}": Listener(spec)
             for spec in node.config.listeners if spec.kind in MQTT_KINDS}
@@ -113,6 +139,21 @@ class Listeners:
         (a worker's sockets listen once the parent says the node is ready: docs/workers.md)."""
         for listener in self.all.values():
             self.start(listener, accept)
+        interval = self.node.config["crl_refresh_interval"]
+        if interval and self._crl_refresher is None and any(lst.opts.get("crlfile") for lst in self.all.values()):
+            self._crl_refresher = gevent.spawn(self._refresh_crls, interval / 1000)
+
+    def _refresh_crls(self, interval: float) -> None:
+        """Every crl_refresh_interval: TLS listeners with a crlfile read it again (VerneMQ's vmq_crl_srv
+        purges its CRL cache), so a certificate revoked since is refused from the next handshake on."""
+        while True:
+            gevent.sleep(interval)
+            for listener in self.all.values():
+                if listener.running and listener.tls is not None and listener.opts.get("crlfile"):
+                    try:
+                        listener.tls = tls.server_context(listener.opts)
+                    except (OSError, ValueError) as e:  # keep the context it has
+                        log.error("listener %s.%s: CRL refresh: %s", listener.kind, listener.name, e)
 
     def accept_all(self) -> None:
         for listener in self.all.values():
@@ -132,7 +173,7 @@ class Listeners:
         inherited = self.node.cluster.listen_socket(listener) if self.node.cluster is not None else None
         server = _Server(inherited or (spec.host, spec.port),
                          lambda sock, addr: self._accept(listener, sock, addr),
-                         backlog=None if inherited else 1024, spawn=readers.spawn_soon)
+                         backlog=None if inherited else 1024, spawn=wakeups.start)
         try:
             server.start() if accept else server.init_socket()
         except OSError as e:
@@ -152,6 +193,9 @@ class Listeners:
     def stop_all(self) -> None:
         for listener in self.all.values():
             self.stop(listener)
+        if self._crl_refresher is not None:
+            self._crl_refresher.kill(block=False)
+            self._crl_refresher = None
 
     def _accept(self, listener: Listener, sock: socket.socket, addr) -> None:
         seconds = self.node.config["mqtt_connect_timeout"] / 1000  # 0: no deadline
@@ -186,7 +230,8 @@ class Listeners:
             return None
         listener.connections += 1
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for level, option, value in self.sockopts:
+                sock.setsockopt(level, option, value)
         except OSError:
             pass
         if listener.kind != "tcp":
@@ -207,14 +252,13 @@ class Listeners:
             sock.close()
             return None
 
-    @staticmethod
-    def _open(listener: Listener, sock: socket.socket, addr):
+    def _open(self, listener: Listener, sock: socket.socket, addr):
         """TLS handshake (ssl, wss) and WebSocket upgrade (ws, wss); None when either fails."""
         try:
             if listener.tls is not None:
                 sock = tls.handshake(listener.tls, sock, None)  # the connect deadline bounds both
             if listener.kind in ("ws", "wss"):
-                sock = websocket.accept(sock, None)
+                sock = websocket.accept(sock, None, self.node.config["max_ws_frame_size"])
             return sock
         except (OSError, websocket.HandshakeRefused) as e:  # ssl.SSLError, timeouts are OSErrors
             log.info("listener %s.%s: %s:%s refused: %s", listener.kind, listener.name, *addr[:2], e)

@@ -50,6 +50,7 @@ class Node:
         self.cluster = None  # vmqpy.cluster.runtime.WorkerRuntime when nr_of_workers > 1
         self.stopped = gevent.event.Event()
         self.ready = False  # started: `vernemq ping` says pong from here on
+        self._retain_expiry: gevent.Greenlet | None = None
         self.metrics.gauge("router_subscriptions", lambda: self.router.count)
         self.metrics.gauge("retain_messages", lambda: self.retain.count)
         self.metrics.gauge("active_mqtt_connections", lambda: len(self.sessions))
@@ -66,6 +67,8 @@ class Node:
             self.admin.start()
         self.dispatcher.start()
         self.overload.start()
+        if self.config["expire_retain_cache"]:
+            self._retain_expiry = gevent.spawn(self._expire_retained, self.config["expire_retain_cache"])
         if self.ops is not None:
             self.ops.start()
         # Last: a client that can connect finds everything running, and ping says pong at once.
@@ -75,6 +78,15 @@ class Node:
         self.ready = True
         log.info("node %s started", self.name)
 
+    def _expire_retained(self, every: int) -> None:
+        """expire_retain_cache: clear expired retained messages nobody asks for (a subscription that
+        matches one clears it anyway)."""
+        while True:
+            gevent.sleep(every)
+            n = self.retain.delete_expired()
+            if n:
+                log.info("%d expired retained messages deleted", n)
+
     def stop(self) -> None:
         """Graceful stop: no new clients, wills where due, queues flushed to disk."""
         log.info("node %s stopping", self.name)
@@ -82,6 +94,8 @@ class Node:
             self.ops.stop()
         self.listeners.stop_all()
         self.overload.stop()
+        if self._retain_expiry is not None:
+            self._retain_expiry.kill(block=False)
         self.dispatcher.stop()
         for session in list(self.sessions):
             session.kick(0x8B)  # server shutting down
@@ -140,7 +154,9 @@ class Node:
         """(filter, granted QoS) per requested filter; a QoS >= 0x80 refuses it.
 
         auth_on_subscribe(_m5) may rewrite filters and QoS with a `topics`
-        modifier of the same length (VerneMQ's semantics).
+        modifier of the same length (VerneMQ's semantics). A SUBSCRIBE the hooks
+        refuse as a whole is asked again filter by filter: one filter the ACL
+        refuses does not refuse the others (VerneMQ would refuse all).
         """
         v5 = session.proto_level == 5
         name = "auth_on_subscribe_m5" if v5 else "auth_on_subscribe"
@@ -151,6 +167,8 @@ class Node:
         res, mods = self.hooks.all_till_ok(name, session.username, session.sid, topics,
                                            *((props or {},) if v5 else ()))
         if res != "ok":
+            if len(topics) > 1:  # refused as a whole: each filter on its own, so the others are granted
+                return [granted for topic in topics for granted in self.authorize_subscribe(session, [topic], props)]
             self.metrics.counters["mqtt_subscribe_auth_error"] += 1
             return [(f, refused) for f, _ in topics]
         rewritten = mods.get("topics") if mods else None

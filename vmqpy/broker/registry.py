@@ -83,14 +83,18 @@ class Registry:
         """Attach `session` to the queue of `sid`; returns (queue, session_present). `moved`: the
         session's state handed over by another node (see hand_off), installed before `session` attaches."""
         queue = self.queue_for(sid)
+        ends = clean_start
         if queue is not None and queue.sessions:
             if self.node.config["allow_multiple_sessions"]:
-                clean_start = False  # join the live sessions, never wipe their queue
+                clean_start = ends = False  # join the live sessions, never wipe their queue
             else:
+                # A session without expiry (clean session, or Session Expiry 0) ends with the
+                # connection taken over: no session present, and its will goes out now.
+                ends = clean_start or not queue.opts.persistent
                 for old in list(queue.sessions):
                     queue.detach(old, handover=True)
-                    old.taken_over(clean_start)
-        if queue is not None and clean_start:
+                    old.taken_over(ends)
+        if queue is not None and ends:
             self._destroy(sid, queue)
             queue = None
         present = queue is not None
@@ -276,7 +280,9 @@ class Registry:
             self.node.cluster.subscribed(sid[0], filt, not existed)
         return not existed
 
-    def unsubscribe(self, sid: tuple[str, str], filt: str, persist: bool = True) -> bool:
+    def unsubscribe(self, sid: tuple[str, str], filt: str, notify: bool = True, persist: bool = True) -> bool:
+        """Remove one subscription; `notify`: run on_topic_unsubscribed (vmq-admin session unsubscribe
+        does only with --plugin); `persist` False: the caller calls `persist_subscriptions` once."""
         table = self.subscriptions.get(sid)
         if not table or filt not in table:
             return False
@@ -284,7 +290,8 @@ class Registry:
         self._unroute(sid, filt)
         if persist:
             self._persist_subs(sid)
-        self.node.hooks_event("on_topic_unsubscribed", sid, [filt])
+        if notify:
+            self.node.hooks_event("on_topic_unsubscribed", sid, [filt])
         return True
 
     def _unroute(self, sid: tuple[str, str], filt: str) -> None:

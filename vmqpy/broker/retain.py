@@ -122,6 +122,14 @@ class RetainStore:
                 continue
             self._all(child, out, False)
 
+    def delete_expired(self) -> int:
+        """Clear every retained message whose MQTT 5 expiry has passed; how many there were."""
+        now = time.time()
+        expired = [m for m in self.all() if m.expired(now)]
+        for m in expired:
+            self.put(Msg(m.topic, b"", mountpoint=m.mountpoint))
+        return len(expired)
+
     def all(self) -> list[Msg]:
         out: list[Msg] = []
         for root in self._roots.values():

@@ -1,10 +1,10 @@
 """The connection: one MQTT connection from CONNECT to close.
 
 A plain TCP connection holds no greenlet while it is idle (DESIGN §3): a libev
-watcher on its socket fires when bytes arrive. Its callback (`_wake`) reads up
-to 64 KiB, decodes every complete frame and, when nothing in the batch can
-block, handles it right there in the hub; otherwise a pooled reader greenlet
-does (`_step`, `_resume`). Either way the batch ends with the message store
+watcher on its socket fires when bytes arrive; once the loop turn's watchers
+have run, `Wakeups` reads up to 64 KiB of each, decodes every complete frame
+and, when nothing in the batch can block, handles it right there in the hub;
+otherwise a pooled reader greenlet does (`_resume`). Either way the batch ends with the message store
 flushed, the messages it routed written (one write per subscriber, see
 queue.Dispatcher), what it forwarded to other workers written, and its acks
 sent with one write. One recv per turn of the loop: a publisher that always has
@@ -81,11 +81,6 @@ class Readers:
         reader = self.idle.pop() if self.idle else greenlet(self._run, get_hub())
         reader.switch(fn, args)
 
-    def spawn_soon(self, fn: Callable, *args) -> None:
-        """Run fn(*args) in a reader once the io callbacks already due have run, as gevent.spawn
-        does: a new connection must not overtake the EOF of the one it replaces (wills, takeover)."""
-        get_hub().loop.run_callback(self.spawn, fn, *args)
-
     def _run(self, fn: Callable, args: tuple) -> None:
         hub_switch = get_hub().switch
         me = getcurrent()
@@ -102,6 +97,67 @@ class Readers:
 
 
 readers = Readers()
+
+
+class Wakeups:
+    """Parked connections with input this turn of the loop, read first and then served: whatever
+    may change subscriptions before the batches that only publish; then the turn's new connections.
+
+    A PUBLISH must reach a subscription whose SUBSCRIBE was read before it, on any connection.
+    Neither libev's order of the watchers one poll found ready (a stack) nor epoll's (a
+    level-triggered fd keeps its place in the ready list from its last report) is the order the
+    bytes arrived in, so the turn's input counts as simultaneous. A new connection must not
+    overtake the DISCONNECT or EOF of the one it replaces (wills, takeover, session expiry). The
+    watchers only note their connection here, the listeners their accepted sockets; one loop
+    callback, after the turn's watchers, serves them.
+    """
+
+    def __init__(self) -> None:
+        self.woken: list[Session] = []
+        self.accepted: list[tuple] = []
+        self._due = False
+
+    def add(self, session: Session) -> None:
+        """A parked connection's read watcher callback (in the hub)."""
+        self.woken.append(session)
+        if not self._due:
+            self._schedule()
+
+    def start(self, fn: Callable, *args) -> None:
+        """The listeners' spawn: serve an accepted socket, fn(*args), in a reader after the turn's input."""
+        self.accepted.append((fn, args))
+        if not self._due:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self._due = True
+        get_hub().loop.run_callback(self._serve)
+
+    def _serve(self) -> None:
+        self._due = False
+        woken, self.woken = self.woken, []
+        publishing = []
+        for session in reversed(woken):
+            if not session.closed:
+                packets = session._read_woken()
+                if not packets:
+                    continue
+                if session._publishes_only(packets):
+                    publishing.append((session, packets))
+                else:
+                    session._hand_over(packets)
+        # Publishes last: a SUBSCRIBE read in the same turn is in effect for them.
+        for session, packets in publishing:
+            if session._in_hub():
+                session._handle_in_hub(packets)
+            else:
+                session._hand_over(packets)
+        accepted, self.accepted = self.accepted, []
+        for fn, args in accepted:
+            readers.spawn(fn, *args)
+
+
+wakeups = Wakeups()
 
 
 class Session:
@@ -148,7 +204,7 @@ class Session:
         self._rel_new: list[int] = []   # QoS 2 ids this batch put in awaiting_rel
         self._losses = 0                # workers: Links.losses when the running batch began
         self._suppress_will = False
-        self.session_ended = False  # taken over by a Clean Start connection: the session is gone
+        self.session_ended = False  # taken over, and the session ended with us (taken_over)
         self._reader = None             # read watcher of a parked (plain TCP) connection; None: a greenlet reads
         self._raw = None                # a parked connection's non-blocking socket.socket under the gevent one
         self._writable = None           # write watcher the writer greenlet of a parked connection waits on
@@ -179,55 +235,69 @@ class Session:
             self._set_timer(max(deadline - time.monotonic(), 1e-3))
         self._step()
 
-    def _wake(self) -> None:
-        """The read watcher's callback (in the hub): input for a parked connection.
+    def _read_woken(self) -> list | None:
+        """In the hub, for `Wakeups`: one recv of a parked connection's input, decoded.
 
-        The batch is handled right here, with no greenlet switch, when nothing it runs can block:
-        every hook comes from a plugin that never blocks (`Hooks.may_block`), no max_message_rate
-        pause, one worker process, and only publishes (not retained), acks and pings in it.
-        Anything else (CONNECT time, SUBSCRIBE, DISCONNECT, EOF's cleanup, webhooks...) goes on
-        in a pooled reader greenlet, as `_step` or `_resume`.
+        None when there is nothing to handle: woken for nothing, or EOF or a malformed packet
+        closed the connection (its cleanup is under way).
         """
-        node = self.node
-        raw = self._raw
-        if (node.hooks.may_block or raw is None or not self.connected or self.throttle is not None
-                or (node.cluster is not None and node.cluster.linked)):
-            readers.spawn(_STEP, self)
-            return
-        handover = None
         self._reading = True  # close() leaves the cleanup to us
+        packets = None
         try:
-            try:
-                data = raw.recv(RECV_SIZE)
-            except BlockingIOError:
-                data = None  # woken for nothing
+            raw = self._raw
+            data = raw.recv(RECV_SIZE) if raw is not None else self.sock.recv(RECV_SIZE)
             if data:
                 packets = self.decoder.feed(data)
-                for p in packets:
-                    if p.type not in _IN_HUB or (p.type == _PUBLISH_TYPE and p.retain):
-                        handover = packets
-                        break
-                else:
-                    self._batch(packets, True)  # in the hub nothing can switch away: it owns the dispatcher
                 timer = self._timer
-                if timer is not None and not self.closed:  # none: keep alive 0
-                    timer.again(self._timed_out, update=False)  # after the batch: deliveries first
-            elif data is not None:
+                if timer is not None and self.connected:  # none: keep alive 0; before CONNECT: a deadline
+                    timer.again(self._timed_out, update=False)
+            else:
                 self.close()  # EOF
+        except BlockingIOError:
+            pass
         except (Exception, gevent.Timeout) as e:
             self._fail(e)
         self._reading = False
-        if handover is not None:
-            self._reader.stop()  # until the reader greenlet parks the connection again
-            readers.spawn(_RESUME, self, handover)
-        elif self.closed:
+        if self.closed:
+            readers.spawn(_CLEANUP, self)
+            return None
+        return packets
+
+    @staticmethod
+    def _publishes_only(packets: list) -> bool:
+        """Only publishes (not retained), acks and pings: nothing that changes subscriptions or
+        the session, so the hub may handle the batch (`_in_hub`)."""
+        for p in packets:
+            if p.type not in _IN_HUB or (p.type == _PUBLISH_TYPE and p.retain):
+                return False
+        return True
+
+    def _in_hub(self) -> bool:
+        """Whether nothing handling a batch of publishes can block, so the hub may handle it with
+        no greenlet switch: every hook comes from a plugin that never blocks (`Hooks.may_block`), no
+        max_message_rate pause, one worker process. Otherwise, and for anything but publishes
+        (CONNECT, SUBSCRIBE, DISCONNECT...), a pooled reader greenlet does (`_resume`)."""
+        node = self.node
+        return not (node.hooks.may_block or not self.connected or self.throttle is not None
+                    or (node.cluster is not None and node.cluster.linked))
+
+    def _handle_in_hub(self, packets: list) -> None:
+        try:
+            self._batch(packets, True)  # in the hub nothing can switch away: it owns the dispatcher
+        except (Exception, gevent.Timeout) as e:
+            self._fail(e)
+        if self.closed:
             readers.spawn(_CLEANUP, self)
         # else: the watcher stays started, one recv per turn of the loop as in _step
 
+    def _hand_over(self, packets: list) -> None:
+        self._reader.stop()  # until the reader greenlet parks the connection again
+        readers.spawn(_RESUME, self, packets)
+
     def _step(self) -> None:
         """Read and handle input in a greenlet until the socket has no more; then park or, once
-        closed, clean up. A parked connection comes here from `_wake` when its batch may block:
-        the watcher stops until the connection parks again. Each recv is a batch (`_batch`).
+        closed, clean up. A new connection comes here first; TLS and WebSocket ones stay. Each
+        recv is a batch (`_batch`).
         """
         reader = self._reader
         if reader is not None:
@@ -260,7 +330,7 @@ class Session:
         self._park()
 
     def _resume(self, packets: list) -> None:
-        """In a reader greenlet: a batch that `_wake` decoded but could not handle in the hub."""
+        """In a reader greenlet: a batch `Wakeups` read but the hub could not handle."""
         self._reading = True
         try:
             self._batch(packets, len(packets) == 1)
@@ -274,7 +344,7 @@ class Session:
         if self._reader is None or self.closed:
             self._cleanup()
         else:
-            self._reader.start(_WAKE, self)
+            self._reader.start(_WOKEN, self)
 
     def _batch(self, packets: list, owns: bool) -> None:
         """Handle the packets of one recv, then end the batch.
@@ -390,7 +460,9 @@ class Session:
         if self.connected:
             self.node.metrics.counters["client_keepalive_expired"] += 1
             self._send_disconnect(R.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
-            log.info("client %r from %s:%s disconnected: keep alive timeout", self.client_id, *self.peer)
+            level = logging.WARNING if self.node.config["logging.keepalive_as_warning"] else logging.INFO
+            log.log(level, "client %r with username %r from %s:%s stopped due to keepalive expired",
+                    self.client_id, self.username, *self.peer)
         else:  # a debug line only: thousands of these are what an attack looks like
             self.node.metrics.counters["client_connect_timeout"] += 1
             log.debug("connection from %s:%s closed: no CONNECT within mqtt_connect_timeout", *self.peer)
@@ -553,9 +625,10 @@ class Session:
         if self._reader is not None and not self._reading:
             gevent.spawn(self._cleanup)  # parked: no greenlet of this connection runs to do it
 
-    def taken_over(self, clean_start: bool) -> None:
-        """Another connection registered our client id: leave (called from its greenlet)."""
-        self.session_ended = clean_start
+    def taken_over(self, session_ends: bool) -> None:
+        """Another connection registered our client id: leave (called from its greenlet).
+        `session_ends`: it came with Clean Start, or our session had no expiry."""
+        self.session_ended = session_ends
         self._suppress_will = self.node.config["suppress_lwt_on_session_takeover"]
         self._send_disconnect(R.SESSION_TAKEN_OVER, "another connection took over the session")
         self.close()
@@ -655,8 +728,11 @@ class Session:
                 self._refuse_publish(qos, pid, R.UNSPECIFIED_ERROR)
             return  # v3 cannot refuse: no ack, so the client sends it again
         allowed = node.authorize_publish(self, msg)
-        if allowed and node.publish(msg) < 0:
-            raise MalformedPacket(f"topic deeper than topic_max_depth {node.config['topic_max_depth']}")
+        if allowed:
+            if node.publish(msg) < 0:
+                raise MalformedPacket(f"topic deeper than topic_max_depth {node.config['topic_max_depth']}")
+        elif self.proto_level != 5 and node.config["disconnect_on_unauthorized_publish_v3"]:
+            raise Disconnect(R.NOT_AUTHORIZED, f"not authorized to publish to {topic!r}")
         if not qos:
             return
         if allowed or self.proto_level != 5:
@@ -707,6 +783,16 @@ class Session:
 
     # -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------
     def _on_subscribe(self, p: P.Subscribe) -> None:
+        cluster = self.node.cluster
+        if cluster is None:
+            return self._subscribe(p)
+        cluster.subscribing()  # with workers: the others route to us until they know what it adds
+        try:
+            self._subscribe(p)
+        finally:
+            cluster.subscribe_done()
+
+    def _subscribe(self, p: P.Subscribe) -> None:
         node = self.node
         node.metrics.counters["mqtt_subscribe_received"] += 1
         v5 = self.proto_level == 5
@@ -819,7 +905,7 @@ class Session:
 
 _PINGRESP = encode(P.Pingresp(), 4)
 _PUBLISH_TYPE = P.PUBLISH
-_WAKE = Session._wake  # a parked connection's read watcher callback: _WAKE(session)
+_WOKEN = wakeups.add  # a parked connection's read watcher callback: _WOKEN(session)
 _STEP = Session._step  # the reader greenlets' jobs: readers.spawn(_STEP, session), ...
 _RESUME = Session._resume
 _CLEANUP = Session._cleanup

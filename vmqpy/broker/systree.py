@@ -2,8 +2,9 @@
 
 As VerneMQ's vmq_systree: the metric name split on `_` is the topic path
 (mqtt_publish_received -> $SYS/VerneMQ@127.0.0.1/mqtt/publish/received), the
-payload is the value as text, QoS 0, not retained, published through the
-normal routing path without auth hooks. Filters starting with a wildcard do
+payload is the value as text, published with systree_qos and systree_retain
+into systree_mountpoint (QoS 0, not retained, no mountpoint by default)
+through the normal routing path without auth hooks. Filters starting with a wildcard do
 not match `$` topics, so only explicit `$SYS/...` subscriptions get them.
 """
 
@@ -35,6 +36,9 @@ class Systree(PeriodicReporter):
 
     def report(self) -> None:
         node = self.node
+        cfg = node.config
         prefix = f"$SYS/{node.name}/"
+        qos, retain, mountpoint = cfg["systree_qos"], cfg["systree_retain"], cfg["systree_mountpoint"]
         for s in self.metrics().samples():
-            node.publish(Msg(prefix + "/".join(topic_words(s.name)), fmt_value(s.value).encode()))
+            node.publish(Msg(prefix + "/".join(topic_words(s.name)), fmt_value(s.value).encode(), qos, retain,
+                             None, mountpoint))

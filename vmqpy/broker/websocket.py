@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import math
 import socket
 import struct
 from typing import NoReturn
@@ -59,8 +60,9 @@ class FrameError(Exception):
 
 # -- the upgrade -------------------------------------------------------------------------------------------
 
-def accept(sock: socket.socket, timeout: float | None) -> WebSocket:
-    """Complete the server side of the upgrade on `sock`; raises HandshakeRefused or OSError."""
+def accept(sock: socket.socket, timeout: float | None, max_frame: float = math.inf) -> WebSocket:
+    """Complete the server side of the upgrade on `sock`; raises HandshakeRefused or OSError.
+    A data frame longer than `max_frame` bytes (max_ws_frame_size) later closes it with 1009."""
     http = h11.Connection(h11.SERVER)
     sock.settimeout(timeout)
     request = None
@@ -79,7 +81,7 @@ def accept(sock: socket.socket, timeout: float | None) -> WebSocket:
         else:
             _refuse(sock, 400, f"unexpected {type(event).__name__} in the WebSocket handshake")
     sock.sendall(_upgrade(sock, request))
-    return WebSocket(sock, http.trailing_data[0])  # bytes sent right behind the request are frames
+    return WebSocket(sock, http.trailing_data[0], max_frame)  # bytes sent right behind the request are frames
 
 
 def _upgrade(sock: socket.socket, request: h11.Request) -> bytes:
@@ -153,7 +155,8 @@ def unmask(data: bytes, key: bytes) -> bytes:
 class FrameReader:
     """Sans-IO decoder of client-to-server frames: feed bytes, get data payloads and control frames."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_frame: float = math.inf) -> None:
+        self.max_frame = max_frame
         self._buf = b""
         self._left = 0          # payload bytes of the current data frame still to come
         self._key = b""         # its masking key, rotated to where the next payload byte falls
@@ -233,6 +236,8 @@ class FrameReader:
                 raise FrameError(PROTOCOL_ERROR, "payload length with the top bit set")
         if end - i < hlen:
             return None
+        if length > self.max_frame and opcode < CLOSE:
+            raise FrameError(TOO_BIG, f"frame of {length} bytes, more than max_ws_frame_size")
         return opcode, fin, length, hlen
 
 
@@ -241,9 +246,9 @@ class FrameReader:
 class WebSocket:
     """The MQTT byte stream of one accepted WebSocket connection, used like a socket."""
 
-    def __init__(self, sock: socket.socket, pending: bytes = b"") -> None:
+    def __init__(self, sock: socket.socket, pending: bytes = b"", max_frame: float = math.inf) -> None:
         self.sock = sock
-        self.reader = FrameReader()
+        self.reader = FrameReader(max_frame)
         self._pending = pending   # bytes read with the upgrade request
         self._wlock = Semaphore()  # data frames (any greenlet) and control answers (the reader)
         self._eof = False

@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 # Answered by worker 0 alone: every worker holds the same (retained messages, config, plugins,
 # webhooks), or only worker 0 has it (API keys live with the HTTP listeners, in worker 0).
 FIRST_ONLY = [("retain", "show"), ("api-key",), ("cluster", "show"), ("cluster", "join"), ("show",),
-              ("webhooks", "show"), ("plugin", "show")]
+              ("webhooks", "show"), ("plugin", "show"),
+              # retained messages are replicated from the worker that deletes them; the others the same
+              ("retain", "delete"), ("retain", "delete-expired"), ("config", "show"), ("log", "show"),
+              ("tls", "show"), ("tls", "check")]
 # Tables whose rows are combined over the workers: the named columns are combined (metrics.combine)
 # among rows that agree on every other column; None: one row, every column combined.
 COMBINED: dict[tuple[str, ...], tuple[str, ...] | None] = {
@@ -32,6 +35,7 @@ COMBINED: dict[tuple[str, ...], tuple[str, ...] | None] = {
     ("store", "show"): None,
     ("listener", "show"): ("status", "active_conns"),
     ("webhooks", "cache", "show"): ("value",),
+    ("node", "swc_sync_status"): ("InitSynced",),
 }
 LIMITED = [("session", "show")]  # rows concatenated, then --limit applied to the node's rows
 DEFAULT_LIMIT = 100
@@ -65,6 +69,8 @@ def run(paths: list[str], argv: list[str], timeout: float = 30.0) -> Result:
         # every worker moves its sessions away first; only then does worker 0 change the member list
         ok, out = _run(paths, [*argv, "--phase=sessions"], list(range(len(paths))), timeout)
         return _run(paths, [*argv, "--phase=members"], [0], timeout) if ok else (ok, out)
+    if argv[:3] == ["session", "disconnect", "batch"]:
+        return _batch(paths, argv, timeout)
     return _run(paths, argv, targets(argv, len(paths)), timeout)
 
 
@@ -72,6 +78,22 @@ def _run(paths: list[str], argv: list[str], workers: list[int], timeout: float) 
     replies = [r if not isinstance(r, BaseException) else (False, "text", f"worker {k}: {r}")
                for k, r in zip(workers, ask(paths, workers, (iw.T_RPC, argv), timeout), strict=True)]
     return merge(argv, replies)
+
+
+def _batch(paths: list[str], argv: list[str], timeout: float) -> Result:
+    """`count` is per node: the workers one after the other, each with what is left; then worker 0
+    passes it on to the other nodes."""
+    try:
+        left = int(parse_args(argv[3:]).get("count", ""))
+    except ValueError:
+        return _run(paths, argv, [0], timeout)  # worker 0 answers with the usage
+    words = [w for w in argv if not w.startswith("count=")]
+    for k in range(len(paths)):
+        (reply,) = ask(paths, [k], (iw.T_RPC, [*words, f"count={left}", "--report", "--local-only"]), timeout)
+        if isinstance(reply, BaseException) or not reply[0]:
+            return _one(reply) if not isinstance(reply, BaseException) else (False, f"worker {k}: {reply}")
+        left -= int(reply[2])
+    return _run(paths, [*argv, "--remote-only"], [0], timeout)
 
 
 def merge(argv: list[str], replies: list[tuple]) -> Result:
@@ -82,8 +104,9 @@ def merge(argv: list[str], replies: list[tuple]) -> Result:
         return True, sum_lines([r[2] for r in replies])
     if not all(r[1] == "table" for r in replies):
         texts = [r[2] for r in replies]
-        # session reauthorize: "Done" where the session is, "Unchanged" on the other workers
-        return True, "Done" if "Done" in texts else texts[0]
+        # session reauthorize: "Done" where the session is, "Unchanged" on the other workers;
+        # node history: existing_state if any worker holds state
+        return True, next((t for t in ("Done", "existing_state") if t in texts), texts[0])
     columns = replies[0][3]
     rows = [row for r in replies for row in r[2]]
     path = _under(argv, COMBINED)

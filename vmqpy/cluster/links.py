@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 (T_HELLO, T_SUBS, T_SUB, T_UNSUB, T_PUB, T_META, T_PING, T_PONG, T_HANDOFF, T_RPC, T_STATS,
  T_RECOUNT, T_FRAMES, T_LINK, T_CALL, T_REPLY, T_MOVE, T_MOVED, T_DELIVER, T_SHARED, T_SYNCED,
- T_REPLICA) = range(22)
+ T_REPLICA, T_CLOCK) = range(23)
 RPC_KINDS = (T_RPC, T_STATS)  # what an RPC connection may ask: an admin command, the ops figures
 # What another node may send: no fds, no RPCs, nothing about this node's own processes.
 TCP_KINDS = frozenset((T_SUBS, T_SUB, T_UNSUB, T_PUB, T_PING, T_PONG, T_FRAMES, T_META,

@@ -290,6 +290,8 @@ class Registrations:
             return self._dedupe(str(sender), list(args[0]))
         if op == "departed":
             return self.rt.sessions.departure(str(args[0])).get()
+        if op == "admin":  # a vmq-admin command another node runs on every endpoint (admin/cluster_wide.py)
+            return self.rt._command([str(a) for a in args[0]])
         sid, target, clean_start = (tuple(args[0]), str(args[1]), bool(args[2]))
         if op == "reg":
             return self._register(sid, target, clean_start)

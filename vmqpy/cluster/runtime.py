@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from vmqpy.broker.listeners import Listener
     from vmqpy.broker.node import Node
     from vmqpy.cluster.limits import ConnectionTable
+    from vmqpy.cluster.subscribe_clock import SubscribeClock
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,15 @@ _ANY = Subscription()
 
 class WorkerRuntime:
     def __init__(self, node: Node, index: int, count: int, listen_fds: dict[str, int],
-                 link_paths: list[str], connections: ConnectionTable | None = None) -> None:
+                 link_paths: list[str], connections: ConnectionTable | None = None,
+                 clock: SubscribeClock | None = None) -> None:
         self.node = node
         self.index = index
         self.count = count
         self.listen_fds = listen_fds
         self.connections = connections                    # the node's connections per listener
+        self.clock = clock                                # SUBSCRIBEs the other workers read
+        self._worker_index = {f"{node.name}/{i}": i for i in range(count)}
         self._recounting: Event | None = None
         self.me = f"{node.name}/{index}"
         self.links = iw.Links(self.me, link_paths, index, self._dispatch, self._sync_records, self._rpc,
@@ -228,7 +232,17 @@ class WorkerRuntime:
         sock = PrereadSocket.adopt(fd, data)
         gevent.spawn(self.node.listeners._accept, listener, sock, addr)
 
-    # -- subscriptions (Registry seams) ---------------------------------------
+    # -- subscriptions (Registry and Session seams) ----------------------------
+    def subscribing(self) -> None:
+        """A SUBSCRIBE is being handled here (subscribe_clock.py)."""
+        if self.clock is not None:
+            self.clock.tick()
+
+    def subscribe_done(self) -> None:
+        """The SUBSCRIBE is handled: the other workers hold what it subscribed once this arrives."""
+        if self.clock is not None:
+            self.links.broadcast((iw.T_CLOCK, self.clock.now()), local_only=True)
+
     def subscribed(self, mountpoint: str, filt: str, new: bool) -> None:
         """A local subscription was added (new) or replaced; returns once every worker knows it."""
         if new:
@@ -290,6 +304,11 @@ class WorkerRuntime:
         chosen: dict[str, list[str]] = {}
         if groups or remote_groups:
             n = self.shared.pick(msg, _merge_groups(groups), remote_groups, chosen)
+        clock = self.clock
+        if clock is not None:
+            ahead = clock.ahead()
+            if ahead:  # a SUBSCRIBE read there may match: that worker decides (subscribe_clock.py)
+                plain = tuple(sorted({*plain, *(f"{self.node.name}/{k}" for k in ahead)}))
         if not plain and not chosen:
             return n
         peers = self.links.peers
@@ -341,7 +360,8 @@ class WorkerRuntime:
 
     def _sync_records(self, k: str) -> list:
         """What endpoint k learns when our stream to it (re)connects: our filters, our metadata."""
-        return [(iw.T_SUBS, list(self.local)), *self.shared.sync_records(), *self.meta.sync_records(),
+        clock = [(iw.T_CLOCK, self.clock.now())] if self.clock is not None and k in self.links.local else []
+        return [(iw.T_SUBS, list(self.local)), *clock, *self.shared.sync_records(), *self.meta.sync_records(),
                 (iw.T_SYNCED,)]
 
     # -- receiving --------------------------------------------------------------
@@ -365,6 +385,9 @@ class WorkerRuntime:
                     self._remote_add(k, mountpoint, filt)
             elif kind == iw.T_REPLICA:
                 self.copies.received(k, rec)
+            elif kind == iw.T_CLOCK:
+                if self.clock is not None:
+                    self.clock.seen_from(self._worker_index[k], rec[1])
             elif kind == iw.T_SYNCED:
                 self.members.synced.add(k)
             elif kind == iw.T_SHARED:

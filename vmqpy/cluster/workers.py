@@ -31,6 +31,7 @@ from gevent.event import Event
 from vmqpy.broker.listeners import MQTT_KINDS, bind
 from vmqpy.cluster.limits import ConnectionTable
 from vmqpy.cluster.partitions import worker_path
+from vmqpy.cluster.subscribe_clock import SubscribeClock
 from vmqpy.config_schema import CLUSTER_KINDS
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class Supervisor:
         self.workers = [WorkerProc(k) for k in range(self.count)]
         self.sockets: dict[str, socket.socket] = {}
         self.connections: ConnectionTable | None = None  # per worker and listener (cluster/limits.py)
+        self.clock_fd: int | None = None  # SUBSCRIBEs read per worker (cluster/subscribe_clock.py)
         self.stopped = Event()
         self.stopping = False
         self.admin = None
@@ -106,6 +108,7 @@ class Supervisor:
 
         self._bind_listeners()
         self.connections = ConnectionTable.create(self.count, list(self.sockets))
+        self.clock_fd = SubscribeClock.create(self.count)
         self.admin = ParentAdmin(self)
         self.admin.start()
         self._greenlets = [gevent.spawn(self._supervise, w) for w in self.workers]
@@ -144,6 +147,8 @@ class Supervisor:
             s.close()
         if self.connections is not None:
             self.connections.close()
+        if self.clock_fd is not None:
+            os.close(self.clock_fd)
         if self.admin is not None:
             self.admin.stop()
         self.stopped.set()
@@ -184,8 +189,9 @@ class Supervisor:
         table = self.connections.fd
         argv = [sys.executable, "-m", "vmqpy.cluster.workers", "--config", os.path.abspath(self.config.path),
                 "--index", str(w.index), "--count", str(self.count), "--control", str(theirs.fileno()),
-                "--connections", str(table), *[f"--listen={key}={fd}" for key, fd in fds.items()]]
-        w.proc = subprocess.Popen(argv, pass_fds=[theirs.fileno(), table, *fds.values()])
+                "--connections", str(table), "--clock", str(self.clock_fd),
+                *[f"--listen={key}={fd}" for key, fd in fds.items()]]
+        w.proc = subprocess.Popen(argv, pass_fds=[theirs.fileno(), table, self.clock_fd, *fds.values()])
         theirs.close()
         w.control, w.error = mine, None
         ready = False
@@ -222,6 +228,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--control", type=int, required=True)
     parser.add_argument("--connections", type=int, required=True)
+    parser.add_argument("--clock", type=int, required=True)
     parser.add_argument("--listen", action="append", default=[])
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
@@ -240,7 +247,9 @@ def worker_main(argv: list[str] | None = None) -> int:
     listen_fds = {key: int(fd) for key, _, fd in (item.rpartition("=") for item in args.listen)}
     control = socket.socket(fileno=args.control)
     table = ConnectionTable(args.connections, args.count, list(listen_fds))
-    node = node_with_services(cfg, lambda n: WorkerRuntime(n, args.index, args.count, listen_fds, paths, table))
+    clock = SubscribeClock(args.clock, args.count, args.index)
+    node = node_with_services(cfg, lambda n: WorkerRuntime(n, args.index, args.count, listen_fds, paths, table,
+                                                           clock))
     runtime = node.cluster
     try:
         start(node)

@@ -132,7 +132,10 @@ def enabled(config: Any) -> Iterator[tuple[str, str | None]]:
     """(name, path or None for a built-in) of every plugin the config turns on, in start order."""
     specs: dict[str, Any] = dict.fromkeys(DEFAULT_ENABLED)
     specs.update(config.plugins)
-    for name, spec in specs.items():
+    # those with a plugins.NAME.priority first, lowest first (as VerneMQ sorts them), then the others
+    ranked = sorted(specs.items(), key=lambda item: (getattr(item[1], "priority", None) is None,
+                                                     getattr(item[1], "priority", None) or 0))
+    for name, spec in ranked:
         if spec is None:
             yield name, None
         elif spec.enabled:

@@ -55,7 +55,17 @@ def tls_context(settings: dict) -> ssl.SSLContext:
     if settings.get("certfile"):
         ctx.load_cert_chain(settings["certfile"], settings.get("keyfile") or None,
                             settings.get("keyfile_password") or None)
+    if settings.get("use_crls", True) and _has_crl(settings.get("cafile")):
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF  # the CRLs come with the CAs in the cafile
     return ctx
+
+
+def _has_crl(cafile: str | None) -> bool:
+    """Whether the cafile holds CRLs (OpenSSL then checks them; with none it would refuse every peer)."""
+    if not cafile:
+        return False
+    with open(cafile, "rb") as f:
+        return b"-----BEGIN X509 CRL-----" in f.read()
 
 
 class EndpointPool:
