@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: all run test lint unit test-deps bench bench-peers clean
 
+# `make` prepares .venv/ (bin/ runs from it); the release is `make rel`.
+.DEFAULT_GOAL := all
+
 include rel/Makefile.inc
 
 all: $(STAMP)

@@ -185,7 +185,7 @@ def start_vmqpy(core: str | None = "0", cmd: list[str] | None = None, workers: i
     base = cmd or [str(REPO / ".venv/bin/python"), "-m", "vmqpy.scripts.vernemq"]
     broker = _spawn("vmqpy", [*base, "console", "--config", str(conf)], tmpdir, port, core, 60, host)
     broker.extra["conf"] = str(conf)
-    if workers > 1:  # the parent listens before its workers are up: wait for every one (pong)
+    if workers > 1:  # the port listens once every worker is ready: pong at once, checked all the same
         _wait_ping(broker, [*base, "ping", "--config", str(conf)], 120)
     return broker
 

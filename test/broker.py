@@ -113,6 +113,13 @@ class Broker:
 
         return call(self.admin_socket, list(argv))
 
+    def metrics(self) -> dict[str, float]:
+        """`vmq-admin metrics show` as {name: value} (without the counter./gauge. prefix)."""
+        ok, out = self.admin("metrics", "show")
+        assert ok, out
+        return {k.split(".", 1)[-1]: float(v) for k, _, v in (line.partition(" = ") for line in out.splitlines())
+                if v}
+
     def rows(self, *argv: str) -> list[dict[str, str]]:
         """A vmq-admin table (VerneMQ's framed layout) as one dict per row; the command must succeed."""
         ok, out = self.admin(*argv)

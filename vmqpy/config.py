@@ -32,7 +32,8 @@ class ConfigError(Exception):
         self.file, self.line, self.key, self.why = file, line, key, why
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}: " if self.file is not None else ""
+        where = f"{self.file}:{self.line}: " if self.file is not None and self.line is not None else (
+            f"{self.file}: " if self.file is not None else "")
         return f"{where}{self.key}: {self.why}"
 
 
@@ -164,9 +165,13 @@ class Config:
             self._parsed[name] = self._parse(name, key, text, self._lines.get(name))
         return self._parsed[name]
 
+    def line_of(self, name: str) -> int | None:
+        """The line `name` is set on, None where it has its default."""
+        return self._lines.get(name)
+
     def error(self, name: str, why: str) -> ConfigError:
         """A ConfigError pointing at the line that sets `name` (for checks that span several keys)."""
-        line = self._lines.get(name)
+        line = self.line_of(name)
         return ConfigError(self.path if line else None, line, name, why)
 
     def get(self, name: str, default: Any = None) -> Any:

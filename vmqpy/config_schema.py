@@ -766,6 +766,12 @@ KEYS: tuple[Key, ...] = (
         runtime=True),
     Key("max_client_id_size", Int(minimum=1), "100", "Maximum length of a client id (MQTT 3.1 says 23).",
         runtime=True),
+    Key("max_subscriptions_per_client", Int(), "0",
+        "Subscriptions a client may hold; a SUBSCRIBE filter beyond it is refused (0x80, v5 0x97 Quota "
+        "exceeded), replacing an existing one is allowed (0: no limit).", runtime=True),
+    Key("topic_max_depth", Int(), "10",
+        "Most levels a topic or filter may have; a PUBLISH, SUBSCRIBE, UNSUBSCRIBE or will with a deeper "
+        "one is a malformed packet: the connection is closed (v5: DISCONNECT or CONNACK 0x81 first; 0: no limit)."),
     Key("persistent_client_expiration", Duration((("never", 0),)), "never",
         "Remove persistent sessions that stay disconnected this long (non-standard).", runtime=True),
     Key("max_last_will_delay", Duration((("client", 2**32 - 1),)), "client",
@@ -804,7 +810,8 @@ KEYS: tuple[Key, ...] = (
     Key("response_information", STR, "",
         "MQTT 5 response information sent to clients that ask for it (empty: none)."),
     Key("mqtt_connect_timeout", MS, "5000",
-        "Milliseconds a new connection has to send its CONNECT.", runtime=True),
+        "Milliseconds from accept to a complete CONNECT (TLS handshake and WebSocket upgrade included); "
+        "a connection that takes longer is closed (0: no limit).", runtime=True),
     Key("shared_subscription_policy", Enum(("prefer_local", "local_only", "random")), "prefer_local",
         "Which subscriber of a shared subscription gets a message.", runtime=True),
     # cluster

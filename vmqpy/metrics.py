@@ -51,6 +51,8 @@ COUNTERS: dict[str, str] = {
     "mqtt_subscribe_received": "The number of SUBSCRIBE packets received.",
     "mqtt_suback_sent": "The number of SUBACK packets sent.",
     "mqtt_subscribe_auth_error": "The number of unauthorized subscription attempts.",
+    "mqtt_subscribe_quota_exceeded":
+        "The number of SUBSCRIBE filters refused as the client held max_subscriptions_per_client (vmqpy's own).",
     "mqtt_unsubscribe_received": "The number of UNSUBSCRIBE packets received.",
     "mqtt_unsuback_sent": "The number of UNSUBACK packets sent.",
     "mqtt_pingreq_received": "The number of PINGREQ packets received.",

@@ -15,6 +15,10 @@ struct config {
     int idle;                       /* idle mode: hold connections only */
     int churn;                      /* churn mode (idle too): this many connect/disconnect cycles */
     int churn_session;              /* churn: a persistent session subscribing sub_topic first */
+    int churn_bad_every;            /* churn: every Nth client id sends a wrong password (0: none) */
+    int slow;                       /* slow mode (idle too): connections trickling their CONNECT */
+    double trickle_ms;              /* slow: one CONNECT byte per this many ms */
+    const char *username, *password;
     int pubs, subs, conns;          /* conns: idle mode connection count */
     const char *pub_topic, *sub_topic;
     size_t payload;
@@ -31,7 +35,7 @@ struct buf {
     size_t off, len, cap;           /* pending bytes are p[off..len) */
 };
 
-enum role { R_PUB, R_SUB, R_IDLE, R_CHURN };
+enum role { R_PUB, R_SUB, R_IDLE, R_CHURN, R_SLOW };
 enum state { S_NEW, S_TCP, S_CONNACK, S_SUBACK, S_READY, S_BYE, S_CLOSED }; /* S_BYE: churn, DISCONNECT sent */
 
 struct conn {
@@ -56,6 +60,8 @@ struct conn {
 struct counters {
     uint64_t sent, received, acked, pings, pongs, stalls;
     uint64_t errors, disconnects, unexpected, bad_payload, lost;
+    uint64_t refused;               /* churn: CONNACKs refused to the wrong passwords, as expected */
+    uint64_t opened, closed_by_broker, completed; /* slow: connects, closes by the broker, CONNACKs */
 };
 
 struct run {
@@ -64,6 +70,9 @@ struct run {
     int nconns, started, ready, connected;
     int connecting; /* started, not yet ready nor closed: what connect_burst limits */
     int churn_started, churn_done; /* churn mode: client ids begun, cycles ended (either way) */
+    int open_min, open_end;        /* slow mode: fewest open at once after all were; open at the end */
+    double open_sum;               /* slow mode: open connections x seconds, after all were open */
+    uint64_t t_sampled;
     /* per publisher: matching subscribers; receipts plus gaps (what the
      * window counts, including write-offs); the same without write-offs */
     uint64_t *fanout, *progress, *seen;

@@ -42,6 +42,13 @@ static void usage(void)
           "  --churn-session            churn: first a persistent session (clean_session=0)\n"
           "                             subscribing --sub-topic (%d: the index) at --sub-qos,\n"
           "                             then a clean connect with the same id ends it\n"
+          "  --churn-bad-every K        churn: every Kth client id sends --password with\n"
+          "                             '-wrong' appended; its refused CONNACK is counted\n"
+          "                             in 'refused', not an error (2: half of them)\n"
+          "  --username U --password P  credentials in every CONNECT\n"
+          "  --slow N --trickle-ms M    slow mode: N connections each sending its CONNECT one\n"
+          "                             byte per M ms (1000); a slot the broker closes opens\n"
+          "                             again; once all N were open at once, --hold seconds\n"
           "  --id-prefix P              client ids P-<role><index> (lg<pid>)\n"
           "  --keepalive S              (60)\n"
           "  --bind A,B,...             source addresses, round robin\n"
@@ -86,14 +93,16 @@ static void parse_args(int argc, char **argv)
         {"inflight", 1, 0, 'i'}, {"idle", 1, 0, 'I'}, {"hold", 1, 0, 'H'},
         {"keepalive", 1, 0, 'k'}, {"bind", 1, 0, 'B'}, {"connect-burst", 1, 0, 'c'},
         {"connect-timeout", 1, 0, 'C'}, {"progress", 1, 0, 'g'}, {"label", 1, 0, 'L'},
-        {"stall-ms", 1, 0, 'S'}, {"churn", 1, 0, 1003}, {"id-prefix", 1, 0, 1004}, {"churn-session", 0, 0, 1005}, {"help", 0, 0, '?'}, {0, 0, 0, 0},
+        {"stall-ms", 1, 0, 'S'}, {"churn", 1, 0, 1003}, {"id-prefix", 1, 0, 1004}, {"churn-session", 0, 0, 1005},
+        {"churn-bad-every", 1, 0, 1006}, {"username", 1, 0, 1007}, {"password", 1, 0, 1008},
+        {"slow", 1, 0, 1009}, {"trickle-ms", 1, 0, 1010}, {"help", 0, 0, '?'}, {0, 0, 0, 0},
     };
     struct config *c = &R.cfg;
     *c = (struct config){
         .host = "127.0.0.1", .port = 1883, .proto = 4, .qos = 0, .sub_qos = -1,
         .pubs = 1, .subs = 1, .payload = 64, .duration = 5, .drain = 10, .hold = 10,
         .connect_timeout = 60, .window = 1000, .inflight = 20, .keepalive = 60,
-        .connect_burst = 64, .stall_ms = 500, .label = "",
+        .connect_burst = 64, .stall_ms = 500, .label = "", .trickle_ms = 1000,
     };
     set_pattern(c, "pairs");
     int o;
@@ -129,6 +138,11 @@ static void parse_args(int argc, char **argv)
         case 1003: c->idle = 1; c->churn = atoi(optarg); c->conns = c->churn; break;
         case 1004: c->id_prefix = optarg; break;
         case 1005: c->churn_session = 1; break;
+        case 1006: c->churn_bad_every = atoi(optarg); break;
+        case 1007: c->username = optarg; break;
+        case 1008: c->password = optarg; break;
+        case 1009: c->idle = 1; c->slow = 1; c->conns = atoi(optarg); break;
+        case 1010: c->trickle_ms = atof(optarg); break;
         default: usage();
         }
     }
@@ -137,7 +151,8 @@ static void parse_args(int argc, char **argv)
     if ((c->proto != 4 && c->proto != 5) || c->qos < 0 || c->qos > 2 || c->sub_qos > 2 ||
         c->payload < sizeof(struct stamp) || c->payload > 1 << 20 || c->connect_burst < 1 ||
         c->inflight < 1 || c->inflight > 65535 || c->window < 1 || c->duration <= 0 ||
-        (c->idle && c->conns < 1) || (!c->idle && (c->pubs < 1 || c->subs < 1)))
+        (c->idle && c->conns < 1) || (!c->idle && (c->pubs < 1 || c->subs < 1)) ||
+        c->churn_bad_every < 0 || (c->churn_bad_every && !c->password) || c->trickle_ms <= 0)
         usage();
     if (c->churn && c->conns > c->connect_burst) /* churn: conns are slots, reused id after id */
         c->conns = c->connect_burst;
@@ -215,7 +230,7 @@ int lg_setup(void)
     for (int i = 0; i < R.nconns; i++) { /* subscribers first: they must be ready first */
         struct conn *k = &R.conns[i];
         k->fd = -1;
-        k->role = c->churn ? R_CHURN : c->idle ? R_IDLE : i < c->subs ? R_SUB : R_PUB;
+        k->role = c->slow ? R_SLOW : c->churn ? R_CHURN : c->idle ? R_IDLE : i < c->subs ? R_SUB : R_PUB;
         k->idx = k->role == R_PUB ? i - c->subs : i;
         if (k->role == R_SUB)
             k->filter = expand_index(c->sub_topic, k->idx);
@@ -282,11 +297,18 @@ void lg_report(void)
     double connect_s = secs(R.t_connect0, R.t_ready);
     printf("{\"tool\":\"loadgen\",\"label\":\"%s\",\"mode\":\"%s\",\"proto\":%d,\"connections\":%d,"
            "\"connected\":%d,\"connect_s\":%.3f,\"connect_rate\":%.0f",
-           c->label, c->churn ? "churn" : c->idle ? "idle" : "pubsub", c->proto,
+           c->label, c->slow ? "slow" : c->churn ? "churn" : c->idle ? "idle" : "pubsub", c->proto,
            c->churn ? c->churn : R.nconns, R.connected, connect_s,
            connect_s ? R.connected / connect_s : 0);
     if (!c->idle)
         report_messages(stdout);
+    if (c->churn)
+        printf(",\"refused\":%lu", R.n.refused);
+    if (c->slow)
+        printf(",\"trickle_ms\":%.0f,\"opened\":%lu,\"closed_by_broker\":%lu,\"completed\":%lu,"
+               "\"open_min\":%d,\"open_avg\":%.0f,\"open_end\":%d,\"bytes_sent\":%lu",
+               c->trickle_ms, R.n.opened, R.n.closed_by_broker, R.n.completed, R.open_min,
+               R.t_sampled > R.t_ready ? R.open_sum / secs(R.t_ready, R.t_sampled) : 0, R.open_end, R.n.sent);
     printf(",\"pings\":%lu,\"pongs\":%lu,\"errors\":%lu,\"disconnects\":%lu,\"unexpected\":%lu,"
            "\"bad_payload\":%lu,\"loadgen_cpu_s\":%.3f,\"loadgen_cpu_pct\":%.1f}\n",
            R.n.pings, R.n.pongs, R.n.errors, R.n.disconnects, R.n.unexpected, R.n.bad_payload,

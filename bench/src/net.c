@@ -21,6 +21,13 @@
 #define MAX_EVENTS 1024
 
 static int ep;
+static volatile sig_atomic_t terminated; /* SIGTERM: end the run now, report what was done */
+
+static void on_sigterm(int sig)
+{
+    (void)sig;
+    terminated = 1;
+}
 static uint64_t now;          /* cached once per loop turn */
 static uint8_t *rx;           /* shared receive scratch; only leftovers are per conn */
 
@@ -103,6 +110,9 @@ static void queue_ack(struct conn *c, int type, uint16_t pid)
 
 /* ---- connecting ---------------------------------------------------------- */
 
+static int bad_password(const struct conn *c);
+static void mark_ready(struct conn *c);
+
 static int start_connect(struct conn *c, int i)
 {
     struct config *cfg = &R.cfg;
@@ -145,13 +155,35 @@ static void on_tcp_connected(struct conn *c)
         close_conn(c, strerror(err));
         return;
     }
-    char id[64];
-    static const char tag[] = {'p', 's', 'i', 'c'};
+    char id[64], wrong[256];
+    static const char tag[] = {'p', 's', 'i', 'c', 'w'};
     snprintf(id, sizeof id, "%s-%c%d", R.cfg.id_prefix, tag[c->role], c->idx);
-    c->state = S_CONNACK;
+    const char *pass = R.cfg.password;
+    if (pass && bad_password(c)) {
+        snprintf(wrong, sizeof wrong, "%s-wrong", pass);
+        pass = wrong;
+    }
     int clean = c->role != R_CHURN || !R.cfg.churn_session || c->again;
-    c->out.len += mqtt_connect(reserve(&c->out, 128), R.cfg.proto, id, (uint16_t)R.cfg.keepalive, clean);
+    if (c->role == R_SLOW) { /* the CONNECT goes out a byte per trickle_ms (slow_step) */
+        if (!c->tmpl && !(c->tmpl = malloc(1024)))
+            die_oom();
+        c->tmpl_len = mqtt_connect(c->tmpl, R.cfg.proto, id, (uint16_t)R.cfg.keepalive, 1, R.cfg.username, pass);
+        c->pay_off = 0;
+        c->next_due = now;
+        mark_ready(c);
+        arm(c, 0);
+        return;
+    }
+    c->state = S_CONNACK;
+    c->out.len += mqtt_connect(reserve(&c->out, 640), R.cfg.proto, id, (uint16_t)R.cfg.keepalive, clean,
+                               R.cfg.username, pass);
     flush(c);
+}
+
+/* Churn: every --churn-bad-every-th client id sends a wrong password. */
+static int bad_password(const struct conn *c)
+{
+    return c->role == R_CHURN && R.cfg.churn_bad_every && c->idx % R.cfg.churn_bad_every == 0;
 }
 
 /* Churn: say goodbye and wait for the broker to close (the TIME_WAIT is its own). */
@@ -165,7 +197,7 @@ static void mark_ready(struct conn *c)
 {
     c->state = S_READY;
     R.connecting--;
-    if (++R.ready == R.nconns)
+    if (++R.ready == R.nconns && !R.t_ready)
         R.t_ready = now;
 }
 
@@ -199,9 +231,19 @@ static void connack_props(struct conn *c, const uint8_t *p, const uint8_t *end)
 
 static void on_connack(struct conn *c, const uint8_t *b, uint32_t rl)
 {
-    if (rl < 2 || b[1] != 0) {
+    if (c->role == R_SLOW) { /* the whole CONNECT got in before the broker's timeout */
+        R.n.completed++;
+        close_conn(c, NULL);
+        return;
+    }
+    if (bad_password(c) == (rl >= 2 && b[1] == 0)) { /* a wrong password let in, or a right one refused */
         R.n.errors++;
-        close_conn(c, "CONNACK refused");
+        close_conn(c, bad_password(c) ? "CONNACK accepted a wrong password" : "CONNACK refused");
+        return;
+    }
+    if (bad_password(c)) { /* refused, as it must be: the broker closes, then the slot goes on */
+        R.n.refused++;
+        c->state = S_BYE;
         return;
     }
     if (c->role == R_CHURN)
@@ -350,7 +392,10 @@ static void on_readable(struct conn *c)
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        if (!n && c->state == S_BYE && R.cfg.churn_session && !c->again) {
+        if (c->role == R_SLOW) { /* the broker's connect timeout (or a reset): the slot opens again */
+            R.n.closed_by_broker++;
+            close_conn(c, NULL);
+        } else if (!n && c->state == S_BYE && R.cfg.churn_session && !c->again) {
             close(c->fd); /* the session is kept: its clean connect, same id, is next */
             c->fd = -1;
             c->state = S_CLOSED;
@@ -464,7 +509,7 @@ static void send_pings(void)
     uint64_t idle = (uint64_t)R.cfg.keepalive * 500000000u; /* half the keepalive */
     for (int i = 0; i < R.nconns; i++) {
         struct conn *c = &R.conns[i];
-        if (c->state == S_READY && now - c->last_tx > idle && !c->out.len) {
+        if (c->state == S_READY && c->role != R_SLOW && now - c->last_tx > idle && !c->out.len) {
             c->out.len += mqtt_simple(reserve(&c->out, 2), 12);
             R.n.pings++;
             flush(c);
@@ -514,6 +559,46 @@ static int churn_step(void)
         }
     }
     return R.churn_done == R.cfg.churn;
+}
+
+/* Slow: open every closed slot (at most connect_burst in progress) and send each open one its next
+ * CONNECT byte when due. */
+static void slow_step(void)
+{
+    uint64_t trickle = (uint64_t)(R.cfg.trickle_ms * 1e6);
+    for (int i = 0; i < R.nconns; i++) {
+        struct conn *c = &R.conns[i];
+        if (c->state == S_NEW || c->state == S_CLOSED) {
+            if (R.connecting >= R.cfg.connect_burst)
+                continue;
+            c->idx = i;
+            c->in.len = c->out.off = c->out.len = 0;
+            if (start_connect(c, i) < 0) {
+                c->state = S_CLOSED;
+                if (++R.n.errors <= 5)
+                    fprintf(stderr, "loadgen: connect %d: %s\n", i, strerror(errno));
+                continue;
+            }
+            R.connecting++;
+            R.n.opened++;
+        } else if (c->state == S_READY && now >= c->next_due && c->pay_off < c->tmpl_len) {
+            ssize_t n = send(c->fd, c->tmpl + c->pay_off, 1, MSG_NOSIGNAL);
+            if (n == 1) {
+                c->pay_off++;
+                R.n.sent++;
+                c->next_due = now + trickle;
+            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                R.n.closed_by_broker++; /* reset after the broker closed it */
+                close_conn(c, NULL);
+            }
+        }
+    }
+    if (R.t_ready) {
+        if (R.ready < R.open_min)
+            R.open_min = R.ready;
+        R.open_sum += (double)R.ready * (double)(now - (R.t_sampled ? R.t_sampled : now)) / 1e9;
+        R.t_sampled = now;
+    }
 }
 
 static int all_delivered(void)
@@ -579,13 +664,14 @@ int lg_loop(void)
     struct config *cfg = &R.cfg;
     struct epoll_event evs[MAX_EVENTS];
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, on_sigterm);
     if ((ep = epoll_create1(0)) < 0 || !(rx = malloc(2 * RX_CHUNK)))
         die_oom();
     now = R.t_connect0 = now_ns();
     uint64_t connect_deadline = now + (uint64_t)(cfg->connect_timeout * 1e9), drain_end = 0;
     uint64_t next_tick = now, progress_at = now;
     int rc = 0;
-    if (cfg->churn) { /* the run is the connecting */
+    if (cfg->churn || cfg->slow) { /* the run is the connecting */
         R.t_start = now;
         R.cpu_run_s = cpu_s();
     }
@@ -593,7 +679,29 @@ int lg_loop(void)
         now = now_ns();
         uint64_t wake = now + 100000000u; /* at least every 100 ms */
         int busy = 0;
-        if (cfg->churn) {
+        if (terminated) {
+            R.open_end = R.ready;
+            break;
+        }
+        if (cfg->slow) {
+            static int announced;
+            slow_step();
+            if (R.t_ready && !announced) {
+                announced = 1;
+                R.open_min = R.nconns;
+                fprintf(stderr, "{\"event\":\"ready\",\"connected\":%d,\"connect_s\":%.3f}\n", R.ready,
+                        (double)(R.t_ready - R.t_connect0) / 1e9);
+            }
+            if (!R.t_ready && now > connect_deadline) {
+                fprintf(stderr, "loadgen: only %d of %d slow connections open at once\n", R.ready, R.nconns);
+                rc = 2;
+                break;
+            }
+            if (R.t_ready && now >= R.t_ready + (uint64_t)(cfg->hold * 1e9)) {
+                R.open_end = R.ready;
+                break;
+            }
+        } else if (cfg->churn) {
             if (churn_step())
                 break;
             if (now > connect_deadline) {
@@ -614,7 +722,7 @@ int lg_loop(void)
         if (R.t_start && !cfg->idle && now < R.t_stop)
             for (int i = cfg->subs; i < R.nconns; i++)
                 busy |= publish_step(&R.conns[i], &wake);
-        if (R.t_start && !cfg->churn && now >= R.t_stop) {
+        if (R.t_start && !cfg->churn && !cfg->slow && now >= R.t_stop) {
             if (!drain_end)
                 drain_end = now + (uint64_t)(cfg->drain * 1e9);
             if (cfg->idle || all_delivered() || now >= drain_end)

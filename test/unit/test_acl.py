@@ -170,5 +170,9 @@ def test_reload_keeps_old_rules_on_bad_file(tmp_path, caplog):
 def test_bad_file_at_start_and_missing_file(tmp_path):
     with pytest.raises(AclSyntaxError):
         acl_plugin(tmp_path, "garbage\n")
-    p = vmq_acl.start({"acl_file": str(tmp_path / "none.acl"), "acl_reload_interval": 0}, None)
-    assert not can_pub(p, "u", "a")
+    missing = str(tmp_path / "none.acl")
+    with pytest.raises(FileNotFoundError, match="plugins.vmq_acl = off"):  # it would deny everything
+        vmq_acl.start({"acl_file": missing, "acl_reload_interval": 0}, None)
+    assert vmq_acl.check({"acl_file": missing}) == (
+        "vmq_acl.acl_file", f"the ACL file {missing} does not exist: create it (an empty file allows nothing), "
+                    "or set plugins.vmq_acl = off")

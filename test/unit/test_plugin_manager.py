@@ -119,7 +119,7 @@ def test_runtime_enable_disable(files):
 
 @pytest.mark.parametrize("name, path, message", [
     ("broken_start", TEST_PLUGINS, "cannot reach the auth database"),
-    ("no_such_plugin", None, "No module named"),
+    ("no_such_plugin", None, "no built-in plugin"),
     ("no_such_plugin", TEST_PLUGINS, "neither no_such_plugin.py"),
     ("hooks", None, "has no start"),
     ("../etc", None, "not a valid plugin"),

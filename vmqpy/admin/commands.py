@@ -186,7 +186,10 @@ def _usage_error(path: str) -> Result:
 
 @command("ping")
 def ping(node: Node, args: Args) -> Result:
-    """Answer pong (used by `vernemq ping`); in a cluster only once this node has the others' state."""
+    """Answer pong (used by `vernemq ping`) once the node is started; in a cluster only once this node
+    has the others' state."""
+    if not node.ready:
+        return False, "starting"
     waiting = node.cluster.members.syncing() if node.cluster is not None else None
     if waiting:
         return False, f"syncing with {', '.join(waiting)}"

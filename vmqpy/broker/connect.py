@@ -57,11 +57,8 @@ def on_connect(s: Session, p: P.Connect) -> None:
         s.assigned_id = True
     elif len(client_id) > cfg["max_client_id_size"]:
         return s.refuse(level, R.CLIENT_IDENTIFIER_NOT_VALID, "client id too long")
-    if p.will is not None and not valid_topic_name(p.will.topic):
-        # Empty: no topic at all (malformed); wildcards: a topic no message can have. Answered
-        # as a protocol violation: v5 gets the code in CONNACK, v3 a closed connection.
-        error = MalformedPacket if not p.will.topic else InvalidWillTopic
-        raise error(f"will topic {p.will.topic!r} is not a topic name")
+    if p.will is not None:
+        _check_will_topic(node, p.will.topic)
     max_keepalive = cfg["max_keepalive"]
     if level != 5 and max_keepalive and not 0 < p.keepalive <= max_keepalive:
         # v3 has no Server Keep Alive to answer with: refused, as mosquitto does.
@@ -85,6 +82,18 @@ def on_connect(s: Session, p: P.Connect) -> None:
     if not node.anonymous_allowed(s) and not _auth_register(s, p, props):
         return None
     return finish(s, p, None)
+
+
+def _check_will_topic(node, topic: str) -> None:
+    """A will topic no message could have is a protocol violation: v5 gets the code in CONNACK, v3 a
+    closed connection. Empty, or deeper than topic_max_depth: malformed (as VerneMQ's parser has it);
+    wildcards: 0x90."""
+    if not topic:
+        raise MalformedPacket("empty will topic")
+    if node.too_deep(topic):
+        raise MalformedPacket(f"will topic deeper than topic_max_depth {node.config['topic_max_depth']}")
+    if not valid_topic_name(topic):
+        raise InvalidWillTopic(f"will topic {topic!r} is not a topic name")
 
 
 def finish(s: Session, p: P.Connect, auth_props: dict | None) -> None:

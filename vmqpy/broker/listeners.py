@@ -8,6 +8,11 @@ TLS handshake (ssl, wss) and the WebSocket upgrade (ws, wss); docs/listeners.md.
 serves the connection: a plain TCP session parks once its socket is drained
 and the greenlet returns to the pool (the session lives on, woken by its
 socket's watcher); the others keep the greenlet.
+
+`mqtt_connect_timeout` is one deadline from accept to a complete CONNECT:
+the PROXY header, the TLS handshake, the WebSocket upgrade, the read of the
+CONNECT by the accepting worker and the session's own reads all count
+against it (a client trickling bytes never earns more time).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 import math
 import socket
 import struct
+import time
 from typing import TYPE_CHECKING
 
 import gevent
@@ -23,7 +29,7 @@ from gevent.server import StreamServer
 
 from vmqpy.broker import proxy_protocol, tls, websocket
 from vmqpy.broker.preread import PrereadSocket
-from vmqpy.broker.session import CONNECT_TIMEOUT, Session, wakeups
+from vmqpy.broker.session import Session, wakeups
 from vmqpy.config_schema import MQTT_KINDS, TLS_KINDS
 
 if TYPE_CHECKING:
@@ -39,8 +45,14 @@ class ListenerError(Exception):
     pass
 
 
-def bind(spec, backlog: int) -> socket.socket:
-    """A listening socket on the address of listener `spec`; ListenerError if it cannot listen."""
+class ConnectTimeout(TimeoutError):
+    """Raised into an accepting greenlet when mqtt_connect_timeout passes: an OSError, so every step
+    that opens a connection (PROXY header, TLS, WebSocket, a worker's CONNECT read) closes it."""
+
+
+def bind(spec, backlog: int | None) -> socket.socket:
+    """A listening socket on the address of listener `spec`; ListenerError if it cannot listen.
+    `backlog` None: bound only, it accepts nothing until someone calls listen() on it."""
     sock = socket.socket(socket.AF_INET6 if ":" in spec.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -49,7 +61,8 @@ def bind(spec, backlog: int) -> socket.socket:
         sock.close()
         raise ListenerError(f"listener {spec.kind}.{spec.name} on {spec.host}:{spec.port}: "
                             f"{e.strerror or e}") from e
-    sock.listen(backlog)
+    if backlog is not None:
+        sock.listen(backlog)
     return sock
 
 
@@ -131,9 +144,11 @@ class Listeners:
             f"{spec.kind}.{spec.name}": Listener(spec)
             for spec in node.config.listeners if spec.kind in MQTT_KINDS}
 
-    def start_all(self) -> None:
+    def start_all(self, accept: bool = True) -> None:
+        """Start every listener; `accept` False: ready to, but accepting only from `accept_all`
+        (a worker's sockets listen once the parent says the node is ready: docs/workers.md)."""
         for listener in self.all.values():
-            self.start(listener)
+            self.start(listener, accept)
         interval = self.node.config["crl_refresh_interval"]
         if interval and self._crl_refresher is None and any(lst.opts.get("crlfile") for lst in self.all.values()):
             self._crl_refresher = gevent.spawn(self._refresh_crls, interval / 1000)
@@ -150,7 +165,13 @@ class Listeners:
                     except (OSError, ValueError) as e:  # keep the context it has
                         log.error("listener %s.%s: CRL refresh: %s", listener.kind, listener.name, e)
 
-    def start(self, listener: Listener) -> None:
+    def accept_all(self) -> None:
+        for listener in self.all.values():
+            if listener.server is not None and not listener.running:
+                listener.server.start()
+                log.info("listener %s.%s on %s:%s accepting", listener.kind, listener.name, *listener.address)
+
+    def start(self, listener: Listener, accept: bool = True) -> None:
         if listener.running:
             return
         spec = listener.spec
@@ -164,12 +185,13 @@ class Listeners:
                          lambda sock, addr: self._accept(listener, sock, addr),
                          backlog=None if inherited else 1024, spawn=wakeups.start)
         try:
-            server.start()
+            server.start() if accept else server.init_socket()
         except OSError as e:
             raise ListenerError(f"listener {listener.kind}.{listener.name} on {spec.host}:{spec.port}: "
                                 f"{e.strerror or e}") from e
         listener.server = server
-        log.info("listener %s.%s on %s:%s started", listener.kind, listener.name, *listener.address)
+        if accept:
+            log.info("listener %s.%s on %s:%s started", listener.kind, listener.name, *listener.address)
 
     def stop(self, listener: Listener) -> None:
         """Stop accepting; connected clients stay."""
@@ -186,20 +208,36 @@ class Listeners:
             self._crl_refresher = None
 
     def _accept(self, listener: Listener, sock: socket.socket, addr) -> None:
+        seconds = self.node.config["mqtt_connect_timeout"] / 1000  # 0: no deadline
+        deadline = time.monotonic() + seconds if seconds else math.inf
+        timer = gevent.Timeout.start_new(seconds, ConnectTimeout("CONNECT timeout")) if seconds else None
+        try:
+            session = self._open_session(listener, sock, addr)
+        finally:
+            if timer is not None:
+                timer.close()
+        if session is not None:
+            session.start(deadline)
+        elif time.monotonic() >= deadline:
+            self.node.metrics.counters["socket_close_timeout"] += 1
+
+    def _open_session(self, listener: Listener, sock: socket.socket, addr) -> Session | None:
+        """The session for an accepted socket, once its transport is open; None: refused or handed
+        over to another worker (every path that refuses closes the socket)."""
         if listener.opts.get("proxy_protocol") and not isinstance(sock, PrereadSocket):  # not handed over
             addr = self._proxied(listener, sock, addr)
             if addr is None:
-                return
+                return None
         if self.node.cluster is not None:  # nr_of_workers > 1: the worker owning the client id serves it
             sock = self.node.cluster.adopt(listener, sock, addr)
             if sock is None:
-                return
+                return None
         limit = listener.opts.get("max_connections", 0)
         if limit and listener.connections >= limit:
             log.warning("listener %s.%s: max_connections %s reached, refusing %s",
                         listener.kind, listener.name, limit, addr)
             sock.close()
-            return
+            return None
         listener.connections += 1
         try:
             for level, option, value in self.sockopts:
@@ -210,14 +248,14 @@ class Listeners:
             opened = self._open(listener, sock, addr)
             if opened is None:
                 listener.connections -= 1
-                return
+                return None
             sock, addr = opened
-        Session(self.node, sock, addr, listener).start()
+        return Session(self.node, sock, addr, listener)
 
     @staticmethod
     def _proxied(listener: Listener, sock: socket.socket, addr) -> tuple | None:
         """The client address from the PROXY header (None: malformed, the connection is closed)."""
-        sock.settimeout(CONNECT_TIMEOUT)
+        sock.settimeout(None)  # the connect deadline bounds it
         try:
             proxied, cn = proxy_protocol.read_proxied(sock)
         except (proxy_protocol.ProxyError, OSError) as e:
@@ -236,9 +274,8 @@ class Listeners:
             if listener.tls is not None:
                 sock = tls.handshake(listener.tls, sock, _ms(listener.opts["tls_handshake_timeout"]))
                 _check_depth(listener, sock)
-            if listener.kind in ("ws", "wss"):
-                sock = websocket.accept(sock, CONNECT_TIMEOUT, listener.opts,
-                                        self.node.config["max_ws_frame_size"])
+            if listener.kind in ("ws", "wss"):  # the connect deadline bounds the upgrade
+                sock = websocket.accept(sock, None, listener.opts, self.node.config["max_ws_frame_size"])
                 if listener.opts.get("proxy_xff_support"):
                     addr = _forwarded(listener.opts, sock.request_headers, addr)
             return sock, addr

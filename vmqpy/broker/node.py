@@ -51,6 +51,7 @@ class Node:
         self.ops = None      # HTTP listeners, $SYS, Graphite: vmqpy.admin.services.Operations (vmqpy.assembly)
         self.cluster = None  # vmqpy.cluster.runtime.WorkerRuntime when nr_of_workers > 1
         self.stopped = gevent.event.Event()
+        self.ready = False  # started: `vernemq ping` says pong from here on
         self._retain_expiry: gevent.Greenlet | None = None
         self.metrics.gauge("router_subscriptions", lambda: self.router.count)
         self.metrics.gauge("retain_messages", lambda: self.retain.count)
@@ -76,12 +77,16 @@ class Node:
         if self.admin is not None:
             self.admin.start()
         self.dispatcher.start()
-        self.listeners.start_all()
         self.overload.start()
         if self.config["expire_retain_cache"]:
             self._retain_expiry = gevent.spawn(self._expire_retained, self.config["expire_retain_cache"])
         if self.ops is not None:
             self.ops.start()
+        # Last: a client that can connect finds everything running, and ping says pong at once.
+        # A worker's listeners accept once its parent says so (cluster/workers.py).
+        parent_listens = self.cluster is not None and self.cluster.listen_fds
+        self.listeners.start_all(accept=not parent_listens)
+        self.ready = True
         log.info("node %s started", self.name)
 
     def _expire_retained(self, every: int) -> None:
@@ -241,11 +246,17 @@ class Node:
     def publish(self, msg: Msg, inbound: tuple | None = None) -> int:
         """Route one message to every matching queue; returns the number of deliveries.
 
-        `inbound`: forwarded by another worker, with the shared groups it chose us for."""
+        `inbound`: forwarded by another worker, with the shared groups it chose us for.
+        -1: a client's topic deeper than topic_max_depth, not routed (checked where the route is not
+        cached yet, so a topic is counted once per trie change and not on every publish)."""
+        route = self._routes.get((msg.mountpoint, msg.topic))
+        if route is None:
+            if msg.sender is not None and inbound is None and self.too_deep(msg.topic):
+                return -1
+            route = self.router.match(msg.mountpoint, msg.topic)
         if msg.retain and inbound is None:
             self.retain.put(msg)
-        deliveries, groups = self._routes.get((msg.mountpoint, msg.topic)) or self.router.match(
-            msg.mountpoint, msg.topic)
+        deliveries, groups = route
         if msg.frames is None and len(deliveries) + len(groups) > 1:
             msg.frames = {}  # a fan-out: each delivery shape is encoded once
         queues = self.registry.queues
@@ -275,6 +286,11 @@ class Node:
                 n += self.shared.deliver(msg, group, members)
         self.metrics.counters["router_matches_local"] += n
         return n
+
+    def too_deep(self, topic: str) -> bool:
+        """More levels than topic_max_depth (0: no limit), as VerneMQ's vmq_topic counts them."""
+        limit = self.config["topic_max_depth"]
+        return bool(limit) and topic.count("/") >= limit
 
     def deliver_retained(self, queue: Queue, filt: str, sub: Subscription) -> None:
         sub_ids = (sub.sub_id,) if sub.sub_id else ()

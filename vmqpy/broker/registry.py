@@ -272,26 +272,29 @@ class Registry:
         return queue
 
     # -- subscriptions ------------------------------------------------------
-    def subscribe(self, sid: tuple[str, str], filt: str, sub: Subscription) -> bool:
-        """Add or replace one subscription; True if it did not exist before."""
+    def subscribe(self, sid: tuple[str, str], filt: str, sub: Subscription, persist: bool = True) -> bool:
+        """Add or replace one subscription; True if it did not exist before. `persist` False: the
+        caller calls `persist_subscriptions` once for a packet's filters (the table is written whole)."""
         table = self.subscriptions.setdefault(sid, {})
         existed = filt in table
         table[filt] = sub
         self.node.router.add(sid, *self._route_key(filt, sub))
-        self._persist_subs(sid)
+        if persist:
+            self._persist_subs(sid)
         if self.node.cluster is not None:
             self.node.cluster.subscribed(sid[0], filt, not existed)
         return not existed
 
-    def unsubscribe(self, sid: tuple[str, str], filt: str, notify: bool = True) -> bool:
+    def unsubscribe(self, sid: tuple[str, str], filt: str, notify: bool = True, persist: bool = True) -> bool:
         """Remove one subscription; `notify`: run on_topic_unsubscribed (vmq-admin session unsubscribe
-        does only with --plugin)."""
+        does only with --plugin); `persist` False: the caller calls `persist_subscriptions` once."""
         table = self.subscriptions.get(sid)
         if not table or filt not in table:
             return False
         del table[filt]
         self._unroute(sid, filt)
-        self._persist_subs(sid)
+        if persist:
+            self._persist_subs(sid)
         if notify:
             self.node.hooks_event("on_topic_unsubscribed", sid, [filt])
         return True
@@ -301,6 +304,9 @@ class Registry:
         self.node.router.remove(sid, plain, group)
         if self.node.cluster is not None:
             self.node.cluster.unsubscribed(sid[0], filt)
+
+    def persist_subscriptions(self, sid: tuple[str, str]) -> None:
+        self._persist_subs(sid)
 
     def _persist_subs(self, sid: tuple[str, str]) -> None:
         if sid in self.sessions:

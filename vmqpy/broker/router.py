@@ -144,22 +144,28 @@ class Router:
 
     def _walk(self, node: _Node, words: list[str], i: int, folded: dict, groups: list,
               dollar: bool) -> None:
-        children = node.children
-        wild_ok = not (dollar and i == 0)  # a leading wildcard never matches $-topics
-        if wild_ok:
-            hash_node = children.get("#")
-            if hash_node is not None:
-                self._collect(hash_node, folded, groups)
-        if i == len(words):
-            self._collect(node, folded, groups)
-            return
-        nxt = children.get(words[i])
-        if nxt is not None:
-            self._walk(nxt, words, i + 1, folded, groups, dollar)
-        if wild_ok:
-            plus = children.get("+")
-            if plus is not None:
-                self._walk(plus, words, i + 1, folded, groups, dollar)
+        """Depth first, as a recursion would go, but on a list: a topic may have thousands of levels."""
+        n = len(words)
+        stack = [(node, i)]
+        pop, push = stack.pop, stack.append
+        while stack:
+            node, i = pop()
+            children = node.children
+            wild_ok = not (dollar and i == 0)  # a leading wildcard never matches $-topics
+            if wild_ok:
+                hash_node = children.get("#")
+                if hash_node is not None:
+                    self._collect(hash_node, folded, groups)
+            if i == n:
+                self._collect(node, folded, groups)
+                continue
+            if wild_ok:
+                plus = children.get("+")
+                if plus is not None:
+                    push((plus, i + 1))
+            nxt = children.get(words[i])
+            if nxt is not None:
+                push((nxt, i + 1))  # taken first: the exact word before "+", as before
 
     @staticmethod
     def _collect(node: _Node, folded: dict, groups: list) -> None:

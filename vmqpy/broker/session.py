@@ -22,6 +22,7 @@ in auth.py.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from vmqpy.mqtt import packets as P
 from vmqpy.mqtt import reasons as R
 from vmqpy.mqtt.codec import (
     Decoder,
+    MalformedPacket,
     MQTTError,
     UnsupportedProtocolVersion,
     ack_frame,
@@ -58,7 +60,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 65536
-CONNECT_TIMEOUT = 30.0
 _READ, _WRITE = 1, 2  # libev io watcher events
 _PUBACK, _PUBREC, _PUBCOMP = P.PUBACK << 4, P.PUBREC << 4, P.PUBCOMP << 4
 READERS_IDLE_MAX = 64  # reader greenlets kept for reuse
@@ -222,8 +223,10 @@ class Session:
         self.bytes_in = self.bytes_out = 0  # MQTT bytes read and written (node counters take them at close)
 
     # -- reading --------------------------------------------------------------
-    def start(self) -> None:
-        """Serve the connection from the accepting greenlet, which it leaves once parked (plain TCP)."""
+    def start(self, deadline: float = math.inf) -> None:
+        """Serve the connection from the accepting greenlet, which it leaves once parked (plain TCP).
+
+        `deadline` (time.monotonic()): the CONNECT must be in by then (mqtt_connect_timeout since accept)."""
         self.node.metrics.counters["socket_open"] += 1
         loop = get_hub().loop
         if self.listener.kind == "tcp":
@@ -236,7 +239,8 @@ class Session:
                 self._raw = sock._sock
         else:
             self.sock.settimeout(None)
-        self._set_timer(CONNECT_TIMEOUT)
+        if deadline != math.inf:
+            self._set_timer(max(deadline - time.monotonic(), 1e-3))
         lifetime = self.listener.opts.get("max_connection_lifetime")
         if lifetime:  # from the connection's start, as VerneMQ's
             self._lifetime = loop.timer(lifetime)
@@ -258,7 +262,7 @@ class Session:
                 self.bytes_in += len(data)
                 packets = self.decoder.feed(data)
                 timer = self._timer
-                if timer is not None:  # none: keep alive 0
+                if timer is not None and self.connected:  # none: keep alive 0; before CONNECT: a deadline
                     timer.again(self._timed_out, update=False)
             else:
                 self.close()  # EOF
@@ -324,7 +328,7 @@ class Session:
                     self.close()
                     break
                 timer = self._timer
-                if timer is not None:  # none: keep alive 0
+                if timer is not None and self.connected:  # none: keep alive 0; before CONNECT: a deadline
                     timer.again(self._timed_out, update=False)
                 self.bytes_in += len(data)
                 packets = self.decoder.feed(data)
@@ -473,8 +477,9 @@ class Session:
             level = logging.WARNING if self.node.config["logging.keepalive_as_warning"] else logging.INFO
             log.log(level, "client %r with username %r from %s:%s stopped due to keepalive expired",
                     self.client_id, self.username, *self.peer)
-        else:
+        else:  # a debug line only: thousands of these are what an attack looks like
             self.node.metrics.counters["socket_close_timeout"] += 1
+            log.debug("connection from %s:%s closed: no CONNECT within mqtt_connect_timeout", *self.peer)
         self.close()
 
     # -- writing ------------------------------------------------------------
@@ -712,6 +717,8 @@ class Session:
         connect.finish(self, p, auth_props)
 
     def _on_connect(self, p: P.Connect) -> None:
+        if not (p.properties and "authentication_method" in p.properties):
+            self._set_timer(0)  # the CONNECT is in: its deadline is over (as VerneMQ); an AUTH exchange keeps it
         connect.on_connect(self, p)
 
     def _on_auth(self, p: P.Auth) -> None:
@@ -748,7 +755,8 @@ class Session:
             return  # v3 cannot refuse: no ack, so the client sends it again
         allowed = node.authorize_publish(self, msg)
         if allowed:
-            node.publish(msg)
+            if node.publish(msg) < 0:
+                raise MalformedPacket(f"topic deeper than topic_max_depth {node.config['topic_max_depth']}")
         elif self.proto_level != 5 and node.config["disconnect_on_unauthorized_publish_v3"]:
             raise Disconnect(R.NOT_AUTHORIZED, f"not authorized to publish to {topic!r}")
         if not qos:
@@ -821,7 +829,9 @@ class Session:
             self.counters["mqtt_suback_sent"] += 1
             self.send(encode(P.Suback(p.packet_id, [R.UNSPECIFIED_ERROR] * len(p.topics)), self.proto_level))
             return
+        self._check_depth(f for f, _ in p.topics)
         granted = node.authorize_subscribe(self, [(f, o.qos) for f, o in p.topics], p.properties)
+        limit = node.config["max_subscriptions_per_client"]
         codes: list[int] = []
         retained: list[tuple[str, Subscription]] = []
         for (_, opts), (filt, qos) in zip(p.topics, granted, strict=True):
@@ -834,12 +844,17 @@ class Session:
             if qos >= 0x80:
                 codes.append(qos if v5 else 0x80)
                 continue
+            if limit and self._at_subscription_limit(filt, limit):
+                codes.append(R.QUOTA_EXCEEDED if v5 else 0x80)
+                continue
             sub = Subscription(qos, opts.no_local or self.bridge, opts.retain_as_published or self.bridge,
                                opts.retain_handling, sub_id)
-            new = node.registry.subscribe(self.sid, filt, sub)
+            new = node.registry.subscribe(self.sid, filt, sub, persist=False)
             codes.append(qos)
             if not shared and (sub.retain_handling == 0 or (sub.retain_handling == 1 and new)):
                 retained.append((filt, sub))
+        if any(code < 0x80 for code in codes):
+            node.registry.persist_subscriptions(self.sid)  # once per packet: the table is written whole
         self.counters["mqtt_suback_sent"] += 1
         self.send(encode(P.Suback(p.packet_id, codes), self.proto_level))
         for filt, sub in retained:
@@ -847,6 +862,21 @@ class Session:
         node.hooks_event("on_subscribe_m5" if v5 else "on_subscribe", self.username, self.sid,
                          [(f, q) for (f, _), q in zip(granted, codes, strict=True)],
                          *((p.properties,) if v5 else ()))
+
+    def _check_depth(self, filters) -> None:
+        """A filter deeper than topic_max_depth makes the packet malformed (VerneMQ's parser refuses it)."""
+        node = self.node
+        for filt in filters:
+            if node.too_deep(filt):
+                raise MalformedPacket(f"filter deeper than topic_max_depth {node.config['topic_max_depth']}")
+
+    def _at_subscription_limit(self, filt: str, limit: int) -> bool:
+        """A new filter while the client holds max_subscriptions_per_client (replacing one is allowed)."""
+        table = self.node.registry.subscriptions.get(self.sid)
+        if table is None or filt in table or len(table) < limit:
+            return False
+        self.node.metrics.counters["mqtt_subscribe_quota_exceeded"] += 1
+        return True
 
     @staticmethod
     def _check_filter(filt: str) -> tuple[bool, bool]:
@@ -864,8 +894,12 @@ class Session:
             if self.proto_level == 5:
                 self._acks.append(encode(P.Unsuback(p.packet_id, [R.UNSPECIFIED_ERROR] * len(p.topics)), 5))
             return  # v3 has no failure code: no UNSUBACK, the subscription stays
+        self._check_depth(p.topics)
         topics = node.authorize_unsubscribe(self, list(p.topics), p.properties)
-        codes = [0 if node.registry.unsubscribe(self.sid, f) else R.NO_SUBSCRIPTION_EXISTED for f in topics]
+        codes = [0 if node.registry.unsubscribe(self.sid, f, persist=False) else R.NO_SUBSCRIPTION_EXISTED
+                 for f in topics]
+        if 0 in codes:
+            node.registry.persist_subscriptions(self.sid)
         self.counters["mqtt_unsuback_sent"] += 1
         self._acks.append(encode(P.Unsuback(p.packet_id, codes if self.proto_level == 5 else []),
                                  self.proto_level))

@@ -42,8 +42,8 @@ def server_context(opts: dict[str, Any]) -> ssl.SSLContext:
     return ctx
 
 
-def handshake(ctx: ssl.SSLContext, sock: socket.socket, timeout: float) -> ssl.SSLSocket:
-    """Wrap an accepted socket and complete the server handshake within `timeout` seconds."""
+def handshake(ctx: ssl.SSLContext, sock: socket.socket, timeout: float | None) -> ssl.SSLSocket:
+    """Wrap an accepted socket and complete the server handshake within `timeout` seconds (None: no limit)."""
     tls = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
     tls.settimeout(timeout)
     try:

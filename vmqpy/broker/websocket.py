@@ -62,7 +62,7 @@ class FrameError(Exception):
 
 # -- the upgrade -------------------------------------------------------------------------------------------
 
-def accept(sock: socket.socket, timeout: float, limits: dict | None = None,
+def accept(sock: socket.socket, timeout: float | None, limits: dict | None = None,
            max_frame: float = math.inf) -> WebSocket:
     """Complete the server side of the upgrade on `sock`; raises HandshakeRefused or OSError.
     `limits`: the listener's max_request_line_length and max_header_value_length. A data frame

@@ -16,7 +16,6 @@ import zlib
 from vmqpy.mqtt import packets as P
 from vmqpy.mqtt.codec import Decoder, MQTTError
 
-CONNECT_TIMEOUT = 30.0
 RECV_SIZE = 65536
 
 
@@ -28,11 +27,12 @@ def owner(mountpoint: str, client_id: str, workers: int) -> int:
 def read_connect(sock: socket.socket, max_packet_size: int) -> tuple[bytes, str | None]:
     """Read until the first packet is complete: (bytes read, client id of a valid CONNECT or None).
 
-    None means the session must see it (bad first packet, EOF): it answers as it always does.
+    None means the session must see it (bad first packet, EOF, the connect deadline passed): it answers
+    as it always does. The accepting greenlet's connect deadline (Listeners._accept) bounds the reads.
     """
     decoder = Decoder(max_packet_size=max_packet_size)
     chunks: list[bytes] = []
-    sock.settimeout(CONNECT_TIMEOUT)
+    sock.settimeout(None)
     try:
         while True:
             data = sock.recv(RECV_SIZE)

@@ -1,9 +1,12 @@
 """nr_of_workers > 1: a supervising parent and its worker processes (docs/workers.md).
 
 The parent (`vernemq console`) binds the MQTT listeners and the admin socket,
-starts the workers (`python -m vmqpy.cluster.workers`, the listening fds
-inherited), restarts a worker that dies, and stops them all on `stop`. It is
-ready (ping answers pong) once every worker is. A worker is a Node with its
+starts the workers (`python -m vmqpy.cluster.workers`, the bound fds
+inherited), restarts a worker that dies, and stops them all on `stop`. The MQTT
+sockets listen only once every worker is ready: then the parent is ready (ping
+answers pong) and tells each worker, over its control socket, to accept. A
+node that cannot start never accepted a connection. A worker that fails to
+start sends its one-line reason on the control socket; the parent exits with it. A worker is a Node with its
 own data directories (data/worker-K/...) and admin socket, linked to the
 others (cluster/runtime.py, cluster/links.py).
 
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
+BACKLOG = 1024
 RESTART_BACKOFF = (0.1, 5.0)
 STABLE_AFTER = 30.0  # a worker up this long restarts without backoff next time
 
@@ -59,8 +63,17 @@ class WorkerProc:
     def __init__(self, index: int) -> None:
         self.index = index
         self.proc: subprocess.Popen | None = None
+        self.control: socket.socket | None = None  # our end of its control socket, while it runs
         self.ready = False
+        self.error: str | None = None  # why it could not start, as it said
         self.restarts = 0
+
+    def accept(self) -> None:
+        """Tell the worker that the node listens: it accepts connections from now on."""
+        try:
+            self.control.sendall(b"accept\n")
+        except (OSError, AttributeError):
+            pass  # gone meanwhile: its restart is told again
 
 
 class Supervisor:
@@ -83,7 +96,7 @@ class Supervisor:
 
     @property
     def ready(self) -> bool:
-        return not self.stopping and all(w.ready for w in self.workers)
+        return not self.stopping and self._started and all(w.ready for w in self.workers)
 
     def describe(self) -> list[dict]:
         return [{"worker": w.index, "pid": w.proc.pid if w.proc else "", "ready": w.ready,
@@ -100,13 +113,18 @@ class Supervisor:
         self.admin.start()
         self._greenlets = [gevent.spawn(self._supervise, w) for w in self.workers]
         deadline = time.monotonic() + START_TIMEOUT
-        while not self.ready:
+        while not all(w.ready for w in self.workers):
             if self._failed or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(self._failed or f"workers not ready within {START_TIMEOUT:.0f}s")
             self._changed.wait(max(0.0, deadline - time.monotonic()))
             self._changed.clear()
-        self._started = True
+        for key, sock in self.sockets.items():
+            if key.split(".")[0] in MQTT_KINDS:
+                sock.listen(BACKLOG)
+        self._started = True  # ready: ping says pong as the ports accept
+        for w in self.workers:
+            w.accept()
         log.info("node %s started with %d workers", self.name, self.count)
 
     def stop(self) -> None:
@@ -124,8 +142,7 @@ class Supervisor:
                 log.error("worker pid %d did not stop within %ss: killed", p.pid, STOP_TIMEOUT)
                 p.kill()
                 p.wait()
-        for g in self._greenlets:
-            g.kill(block=False)
+        gevent.killall(self._greenlets)  # before the connection table they write to is closed
         for s in self.sockets.values():
             s.close()
         if self.connections is not None:
@@ -141,7 +158,7 @@ class Supervisor:
         for spec in self.config.listeners:
             if spec.kind not in MQTT_KINDS and spec.kind not in CLUSTER_KINDS:  # vmq(s): other nodes' links
                 continue
-            sock = bind(spec, 1024)
+            sock = bind(spec, None if spec.kind in MQTT_KINDS else BACKLOG)  # MQTT: listen once ready
             sock.set_inheritable(True)
             self.sockets[f"{spec.kind}.{spec.name}"] = sock
 
@@ -155,7 +172,8 @@ class Supervisor:
                 return
             code = w.proc.returncode
             if not self._started:
-                self._failed = f"worker {w.index} exited with {code} while starting"
+                self._failed = f"worker {w.index}: {w.error}" if w.error else (
+                    f"worker {w.index} exited with {code} while starting")
                 self._changed.set()
                 return
             w.restarts += 1
@@ -175,17 +193,21 @@ class Supervisor:
                 *[f"--listen={key}={fd}" for key, fd in fds.items()]]
         w.proc = subprocess.Popen(argv, pass_fds=[theirs.fileno(), table, self.clock_fd, *fds.values()])
         theirs.close()
+        w.control, w.error = mine, None
         ready = False
         try:
-            while True:
-                data = mine.recv(64)  # b"ready\n" once; EOF when the worker exits
-                if not data:
-                    break
+            for line in mine.makefile("rb"):  # b"ready\n" or b"error WHY\n" once; EOF when it exits
+                if line.startswith(b"error "):
+                    w.error = line[6:].decode(errors="replace").strip()
+                    continue
                 ready = w.ready = True
+                if self._started:  # a restarted worker: the node listens already
+                    w.accept()
                 self._changed.set()
         except OSError:
             pass
         finally:
+            w.control = None
             mine.close()
             w.ready = False
             self._changed.set()
@@ -229,21 +251,29 @@ def worker_main(argv: list[str] | None = None) -> int:
     node = node_with_services(cfg, lambda n: WorkerRuntime(n, args.index, args.count, listen_fds, paths, table,
                                                            clock))
     runtime = node.cluster
-    start(node)
+    try:
+        start(node)
+    except Exception as e:  # one line for the parent to report, not a traceback per worker
+        log.debug("worker %d failed to start", args.index, exc_info=True)
+        control.sendall(f"error {e}".replace("\n", " ").encode() + b"\n")
+        return 1
     runtime.wait_synced(None)
     control.sendall(b"ready\n")
     stop = Event()  # SIGTERM from the parent, or the parent is gone
     gevent.signal_handler(signal.SIGTERM, stop.set)
-    gevent.spawn(_follow_parent, control, stop)
+    gevent.spawn(_follow_parent, control, node, stop)
     stop.wait()
     node.stop()
     return 0
 
 
-def _follow_parent(control: socket.socket, stop: Event) -> None:
-    """The parent never writes: EOF means it is gone, and a worker without a parent stops."""
+def _follow_parent(control: socket.socket, node, stop: Event) -> None:
+    """The parent writes `accept` once the node listens; EOF means it is gone, and a worker without a
+    parent stops."""
     try:
-        control.recv(1)
+        for line in control.makefile("rb"):
+            if line == b"accept\n":
+                node.listeners.accept_all()
     except OSError:
         pass
     stop.set()

@@ -54,7 +54,7 @@ class PluginManager:
 
     def start_enabled(self) -> None:
         """Start every enabled plugin; the first failure stops the others and raises."""
-        for name, path in self._enabled_in_config():
+        for name, path in enabled(self._config):
             try:
                 self._start(name, path, self._config.plugin_settings(name))
             except PluginError:
@@ -96,19 +96,6 @@ class PluginManager:
         for name in reversed(list(self._running)):
             self._stop(self._running.pop(name))
 
-    def _enabled_in_config(self) -> Iterator[tuple[str, str | None]]:
-        """Enabled plugins in start order: those with a plugins.NAME.priority first, lowest first (as
-        VerneMQ sorts them), then the others."""
-        specs: dict[str, Any] = dict.fromkeys(DEFAULT_ENABLED)
-        specs.update(self._config.plugins)
-        ranked = sorted(specs.items(), key=lambda item: (getattr(item[1], "priority", None) is None,
-                                                         getattr(item[1], "priority", None) or 0))
-        for name, spec in ranked:
-            if spec is None:
-                yield name, None
-            elif spec.enabled:
-                yield name, spec.path
-
     def _start(self, name: str, path: str | None, settings: dict[str, Any]) -> None:
         try:
             module = _load_module(name, path)
@@ -116,7 +103,8 @@ class PluginManager:
                 raise AttributeError(f"module {module.__name__} has no start(settings, ctx)")
             instance = module.start(settings, self._ctx)
         except Exception as e:
-            log.exception("plugin %s failed to start", name)
+            log.error("plugin %s failed to start: %s", name, e)
+            log.debug("plugin %s failed to start", name, exc_info=True)
             if path is not None:
                 _forget(name)
             raise PluginError(f"plugin {name} failed to start: {e}") from e
@@ -140,11 +128,53 @@ class PluginManager:
         log.info("plugin %s stopped", plugin.name)
 
 
+def enabled(config: Any) -> Iterator[tuple[str, str | None]]:
+    """(name, path or None for a built-in) of every plugin the config turns on, in start order."""
+    specs: dict[str, Any] = dict.fromkeys(DEFAULT_ENABLED)
+    specs.update(config.plugins)
+    # those with a plugins.NAME.priority first, lowest first (as VerneMQ sorts them), then the others
+    ranked = sorted(specs.items(), key=lambda item: (getattr(item[1], "priority", None) is None,
+                                                     getattr(item[1], "priority", None) or 0))
+    for name, spec in ranked:
+        if spec is None:
+            yield name, None
+        elif spec.enabled:
+            yield name, spec.path
+
+
+def preflight(config: Any) -> list[tuple[str, str]]:
+    """(key, why) for each enabled plugin that cannot start: its module does not load, or its own
+    `check(settings, config)` finds a problem, naming the key (vmq_acl: no ACL file; vmq_bridge: a
+    bridge without topics...). Run before a node opens a port, and by
+    `vernemq chkconfig`, so both say the same."""
+    problems = []
+    for name, path in enabled(config):
+        try:
+            module = _load_module(name, path)
+        except Exception as e:
+            problems.append((f"plugins.{name}", f"the plugin cannot be loaded: {e}"))
+            continue
+        finally:
+            if path is not None:
+                _forget(name)
+        check = getattr(module, "check", None)
+        problem = check(config.plugin_settings(name), config) if callable(check) else None
+        if problem is not None:
+            problems.append(problem)
+    return problems
+
+
 def _load_module(name: str, path: str | None) -> ModuleType:
     if not name.isidentifier():
         raise ValueError(f"{name!r} is not a valid plugin (module) name")
     if path is None:
-        return importlib.import_module(f"{BUILTIN_PACKAGE}.{name}")
+        try:
+            return importlib.import_module(f"{BUILTIN_PACKAGE}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{BUILTIN_PACKAGE}.{name}":
+                raise  # the plugin is there, something it imports is not
+            raise ModuleNotFoundError(f"no built-in plugin {name} (plugins.{name}.path = DIR loads one "
+                                      "from DIR)") from None
     package_dir = os.path.join(path, name)
     if os.path.isdir(package_dir):
         file, search = os.path.join(package_dir, "__init__.py"), [package_dir]
@@ -173,7 +203,8 @@ class FileReloader(Generic[T]):
     """Keeps a plugin's table in step with its file (vmq_passwd, vmq_acl).
 
     `start()` loads the file once: a missing file means an empty table (as in
-    VerneMQ), a bad one raises so the plugin refuses to start. Then, every
+    VerneMQ; vmq_acl refuses to start before, see its `check`), a bad one raises
+    so the plugin refuses to start. Then, every
     `interval` seconds (0: never), the file is reloaded if it changed; a file
     that vanished or fails to load leaves the current table in place.
     """

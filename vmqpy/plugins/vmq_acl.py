@@ -15,6 +15,7 @@ SUBSCRIBE is "ok" only if every filter is allowed, as in VerneMQ.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,7 +179,19 @@ class AclPlugin:
         self.reloader.stop()
 
 
+def check(settings: dict[str, Any], config: Any = None) -> tuple[str, str] | None:
+    """A missing ACL file refuses the start: without it every publish and subscribe would be denied."""
+    path = settings.get("acl_file", DEFAULT_FILE)
+    if os.path.exists(path):
+        return None
+    return "vmq_acl.acl_file", (f"the ACL file {path} does not exist: create it (an empty file allows nothing), "
+                        "or set plugins.vmq_acl = off")
+
+
 def start(settings: dict[str, Any], ctx: object) -> AclPlugin:
+    problem = check(settings)
+    if problem is not None:
+        raise FileNotFoundError(problem[1])
     plugin = AclPlugin(settings.get("acl_file", DEFAULT_FILE),
                        settings.get("acl_reload_interval", DEFAULT_INTERVAL))
     plugin.reloader.start()

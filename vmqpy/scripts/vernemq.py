@@ -20,18 +20,30 @@ def default_config() -> str:
     return os.environ.get("VERNEMQ_CONF") or os.path.join("etc", "vernemq.conf")
 
 
-def load_config(path: str):
-    """Load the config or exit 1 with the file:line: key: why message."""
+def load_config(path: str, preflight: bool = False):
+    """Load the config or exit 1 with the file:line: key: why message. `preflight`: also check that
+    every enabled plugin can start (module found, vmq_acl's file there) before any port opens."""
     from vmqpy import config
 
     try:
-        return config.load(path)
+        cfg = config.load(path)
     except config.ConfigError as e:
         print(f"Error in configuration: {e}", file=sys.stderr)
         sys.exit(1)
     except OSError as e:
         print(f"Cannot read configuration {path}: {e.strerror}", file=sys.stderr)
         sys.exit(1)
+    if preflight:
+        from vmqpy.plugins.manager import preflight as plugin_problems
+
+        problems = plugin_problems(cfg)
+        for key, why in problems:
+            plugin = f"plugins.{key.split('.')[0]}"
+            line = cfg.line_of(key) or cfg.line_of(plugin)
+            print(f"Error in configuration: {config.ConfigError(cfg.path, line, key, why)}", file=sys.stderr)
+        if problems:
+            sys.exit(1)
+    return cfg
 
 
 def pid_file(cfg) -> str:
@@ -54,9 +66,10 @@ def cmd_console(path: str) -> int:
     from vmqpy.broker.listeners import ListenerError
     from vmqpy.cluster.partitions import repartition
     from vmqpy.cluster.workers import Supervisor
+    from vmqpy.plugins.manager import PluginError
     from vmqpy.store.messages import StoreError
 
-    cfg = load_config(path)
+    cfg = load_config(path, preflight=True)
     log.setup(cfg)
     for key, why in cfg.ignored():
         logging.getLogger("vmqpy.config").info("ignored: %s (%s)", key, why)
@@ -81,7 +94,7 @@ def cmd_console(path: str) -> int:
             else:
                 node = Supervisor(cfg)  # docs/workers.md
                 node.start()
-        except (ListenerError, StoreError, RuntimeError) as e:
+        except (ListenerError, StoreError, PluginError, RuntimeError) as e:
             print(f"Node {cfg['nodename']} failed to start: {e}", file=sys.stderr)
             return 1
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -98,7 +111,7 @@ def cmd_console(path: str) -> int:
 def cmd_start(path: str) -> int:
     from vmqpy.admin.rpc import ping
 
-    cfg = load_config(path)
+    cfg = load_config(path, preflight=True)
     if ping(cfg["admin.socket"], 2.0):
         print("Node is already running!")
         return 1
@@ -168,17 +181,7 @@ def cmd_getpid(path: str) -> int:
 
 
 def cmd_chkconfig(path: str) -> int:
-    from vmqpy import config
-
-    cfg = load_config(path)
-    if "vmq_bridge" in cfg.plugins and cfg.plugins["vmq_bridge"].enabled:
-        from vmqpy.plugins import vmq_bridge  # checks that span a bridge's keys (no topic, ...)
-
-        try:
-            vmq_bridge.bridges(cfg, cfg.plugin_settings("vmq_bridge"))
-        except config.ConfigError as e:
-            print(f"Error in configuration: {e}", file=sys.stderr)
-            return 1
+    load_config(path, preflight=True)
     print("config is OK")
     return 0
 
@@ -213,10 +216,17 @@ def process_alive(pid: int) -> bool:
 
 
 def check_ulimit() -> None:
-    """Warn like VerneMQ when the open-file limit is too low for many clients."""
+    """Raise the open-file limit to the hard limit (every connection is a file), then warn like
+    VerneMQ if it is still too low for many clients."""
     import resource
 
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (OSError, ValueError):
+            pass
     if soft != resource.RLIM_INFINITY and soft < 65536:
         print(f"!!!!\n!!!! WARNING: ulimit -n is {soft}; 65536 is the recommended minimum.\n!!!!",
               file=sys.stderr)

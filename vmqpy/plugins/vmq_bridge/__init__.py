@@ -20,6 +20,16 @@ def bridges(config: Any, settings: dict[str, Any]) -> list[BridgeSettings]:
         raise config.error(e.key, e.why) from None
 
 
+def check(settings: dict[str, Any], config: Any) -> tuple[str, str] | None:
+    """What `vernemq chkconfig` and the start check before a port opens: (key, why) of a bridge that
+    cannot work."""
+    try:
+        configured_bridges(config, settings)
+    except BridgeConfigError as e:
+        return e.key, e.why
+    return None
+
+
 def start(settings: dict[str, Any], ctx: Any) -> BridgePlugin:
     """Start every configured bridge; a bridge that cannot work stops the start, naming its key."""
     plugin = BridgePlugin(ctx, bridges(ctx.config, settings))
