@@ -78,18 +78,22 @@ class EndpointPool:
 
     def post(self, body: bytes, headers: dict[str, str], timeout: float) -> Response:
         """POST `body`; the whole exchange, waiting for a free slot included, takes at most `timeout` s."""
+        return self.request("POST", body, headers, timeout)
+
+    def request(self, method: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+        """`method` with `body` (vmq_diversity's Lua `http` module uses this client too)."""
         deadline = gevent.Timeout(timeout)
         deadline.start()
         try:
             with self._slots:
                 conn, reused = self._checkout(timeout)
                 try:
-                    resp, will_close = self._exchange(conn, body, headers)
+                    resp, will_close = self._exchange(conn, method, body, headers)
                 except _STALE:
                     if not reused:
                         raise
                     conn = self._connect(timeout)
-                    resp, will_close = self._exchange(conn, body, headers)
+                    resp, will_close = self._exchange(conn, method, body, headers)
                 if will_close:
                     conn.close()
                 else:
@@ -127,10 +131,10 @@ class EndpointPool:
         conn._create_connection = gevent.socket.create_connection
         return conn
 
-    def _exchange(self, conn: http.client.HTTPConnection, body: bytes,
+    def _exchange(self, conn: http.client.HTTPConnection, method: str, body: bytes,
                   headers: dict[str, str]) -> tuple[Response, bool]:
         try:
-            conn.request("POST", self._path, body=body, headers=headers)
+            conn.request(method, self._path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
         except BaseException:
