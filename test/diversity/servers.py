@@ -12,6 +12,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -50,6 +51,8 @@ def _listening(port: int) -> bool:
 class Server:
     """A server process on 127.0.0.1:port; start() waits until it accepts connections."""
 
+    stop_signal = signal.SIGTERM
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.port = free_port()
@@ -74,7 +77,7 @@ class Server:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(self.stop_signal)
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
@@ -90,6 +93,7 @@ class Server:
 
 
 class Postgres(Server):
+    stop_signal = signal.SIGINT  # fast shutdown: SIGTERM would wait for the node's pooled sessions
     user_name = "vmq"
     password = "vmq-secret"
     database = "vernemq_db"

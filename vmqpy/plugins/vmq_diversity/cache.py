@@ -53,34 +53,51 @@ class Entry:
 
 
 class AuthCache:
-    """ACLs by (mountpoint, client id). Lookups are dictionary reads: they never block."""
+    """ACLs by (mountpoint, client id). Lookups are dictionary reads: they never block.
+
+    An entry inserted by auth_on_register waits as pending until the session registers
+    (`activate`, from on_register): a session closing while its client reconnects clears only
+    its own entry, and a session taken over by one that did not come through here (another
+    plugin said ok) takes the old entry away with it.
+    """
 
     def __init__(self) -> None:
-        self._entries: dict[Key, Entry] = {}
+        self._pending: dict[Key, Entry] = {}
+        self._active: dict[Key, Entry] = {}
 
     def insert(self, mountpoint: str, client_id: str, username: str,
                publish_acl: list[dict] | None, subscribe_acl: list[dict] | None) -> None:
         subst = (username, client_id, mountpoint)
         pub = tuple(a for a in (_publish_acl(raw, *subst) for raw in publish_acl or ()) if a)
         sub = tuple(a for a in (_subscribe_acl(raw, *subst) for raw in subscribe_acl or ()) if a)
-        self._entries[(mountpoint, client_id)] = Entry(username, pub, sub)
+        self._pending[(mountpoint, client_id)] = Entry(username, pub, sub)
+
+    def activate(self, mountpoint: str, client_id: str) -> None:
+        """The session registered: its pending entry (or none) is now the client's."""
+        entry = self._pending.pop((mountpoint, client_id), None)
+        if entry is None:
+            self._active.pop((mountpoint, client_id), None)
+        else:
+            self._active[(mountpoint, client_id)] = entry
 
     def clear(self, mountpoint: str, client_id: str) -> None:
-        self._entries.pop((mountpoint, client_id), None)
+        self._active.pop((mountpoint, client_id), None)
 
     def clear_all(self) -> None:
-        self._entries.clear()
+        self._pending.clear()
+        self._active.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._active)
 
     def entry(self, mountpoint: str, client_id: str) -> Entry | None:
-        return self._entries.get((mountpoint, client_id))
+        key = (mountpoint, client_id)
+        return self._active.get(key) or self._pending.get(key)
 
     def match_publish(self, mountpoint: str, client_id: str, qos: int, topic: str, payload: bytes,
                       retain: bool) -> bool | dict | None:
         """True (allowed), a dict (allowed with these modifiers), False (refused), None (no entry)."""
-        entry = self._entries.get((mountpoint, client_id))
+        entry = self.entry(mountpoint, client_id)
         if entry is None:
             return None
         words = topic.split("/")
@@ -94,7 +111,7 @@ class AuthCache:
     def match_subscribe(self, mountpoint: str, client_id: str, topic_filter: str,
                         qos: int) -> bool | tuple[str, int] | None:
         """True, a (filter, qos) to subscribe instead, False, or None (no entry)."""
-        entry = self._entries.get((mountpoint, client_id))
+        entry = self.entry(mountpoint, client_id)
         if entry is None:
             return None
         words = topic_filter.split("/")

@@ -67,7 +67,7 @@ class DiversityPlugin:
         self.cache = cache
         self._closers = closers
         registered = {h for s in scripts for h in s.hooks}
-        for hook in registered & EVENT_ARGS.keys():
+        for hook in (registered & EVENT_ARGS.keys()) - {"on_register", "on_register_m5"}:
             setattr(self, hook, functools.partial(self._all, hook, EVENT_ARGS[hook]))
 
     # -- the chain over the scripts
@@ -174,6 +174,15 @@ class DiversityPlugin:
             rewritten = [(str(t), int(q)) for t, q in mods] if isinstance(mods, list) else None
             return (OK, {"topics": rewritten}) if rewritten else OK
         return answer
+
+    def on_register(self, peer: Any, subscriber_id: tuple[str, str], username: str | None) -> None:
+        self.cache.activate(*subscriber_id)
+        self._all("on_register", EVENT_ARGS["on_register"], peer, subscriber_id, username)
+
+    def on_register_m5(self, peer: Any, subscriber_id: tuple[str, str], username: str | None,
+                       properties: dict) -> None:
+        self.cache.activate(*subscriber_id)
+        self._all("on_register_m5", EVENT_ARGS["on_register_m5"], peer, subscriber_id, username, properties)
 
     def _gone(self, hook: str, subscriber_id: tuple[str, str]) -> None:
         self.cache.clear(*subscriber_id)

@@ -75,59 +75,68 @@ class Pool(Generic[C]):
         """`fn(connection)`; raises DatabaseUnavailable when the database fails or is too slow.
 
         Errors of the query itself (a driver's ProgrammingError, ...) propagate unchanged and
-        leave the connection in the pool.
+        leave the connection in the pool. A pooled connection found broken (the server restarted
+        since) is retried once on a fresh one, after dropping the other idle ones.
         """
         deadline = gevent.Timeout(self._timeout, DatabaseUnavailable(f"no answer within {self._timeout:g} s"))
         deadline.start()
-        conn = None
         try:
-            conn = self._checkout()
-            result = offload(lambda: fn(conn))
-        except DatabaseUnavailable as e:
-            self._discard(conn)
-            self._health.failed(self.name, e)
-            raise
-        except (OSError, EOFError) as e:
-            self._discard(conn)
-            self._health.failed(self.name, e)
-            raise DatabaseUnavailable(str(e) or type(e).__name__) from None
-        except Exception as e:
-            if _is_connection_error(e):
-                self._discard(conn)
+            try:
+                result = self._attempt(fn, retry=True)
+            except DatabaseUnavailable as e:
                 self._health.failed(self.name, e)
-                raise DatabaseUnavailable(str(e).strip() or type(e).__name__) from None
-            self._checkin(conn)
-            raise
-        except BaseException:
-            self._discard(conn)  # a Timeout of the caller, GreenletExit: the connection is mid-way
-            raise
+                raise
         finally:
             deadline.close()
-        self._checkin(conn)
         self._health.succeeded(self.name)
         return result
 
+    def _attempt(self, fn: Callable[[C], T], retry: bool) -> T:
+        conn, reused = None, False
+        try:
+            conn, reused = self._checkout()
+            result = offload(lambda: fn(conn))
+        except DatabaseUnavailable:
+            self._discard(conn)
+            raise
+        except Exception as e:
+            if not isinstance(e, OSError | EOFError) and not _is_connection_error(e):
+                self._checkin(conn)
+                raise
+            self._discard(conn)
+            if reused and retry:
+                self.close()
+                return self._attempt(fn, retry=False)
+            raise DatabaseUnavailable(str(e).strip() or type(e).__name__) from None
+        except BaseException:
+            self._discard(conn)  # a Timeout of the caller, GreenletExit: the connection is mid-way
+            raise
+        self._checkin(conn)
+        return result
+
     def close(self) -> None:
+        """Close the idle connections (those in use are closed when they come back broken)."""
         while True:
             try:
                 conn = self._idle.get_nowait()
             except Empty:
                 return
-            self._quietly_close(conn)
+            self._discard(conn)
 
-    def _checkout(self) -> C:
+    def _checkout(self) -> tuple[C, bool]:
+        """(connection, whether it was pooled before)."""
         try:
-            return self._idle.get_nowait()
+            return self._idle.get_nowait(), True
         except Empty:
             pass
         if self._free > 0:
             self._free -= 1
             try:
-                return offload(self._connect)
+                return offload(self._connect), False
             except BaseException:
                 self._free += 1
                 raise
-        return self._idle.get()  # the deadline bounds the wait
+        return self._idle.get(), True  # the deadline bounds the wait
 
     def _checkin(self, conn: C | None) -> None:
         if conn is not None:

@@ -1,0 +1,100 @@
+"""vmq_diversity with VerneMQ's auth/postgres.lua, unchanged, against a real PostgreSQL.
+
+Client-side bcrypt (password_hash_method = bcrypt) for the shared cases; server-side crypt()
+(pgcrypto, VerneMQ's default) separately; then the database stopped under a running node.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from authcases import *  # noqa: F403 (the shared cases run here against PostgreSQL)
+from authcases import pub
+from authdb import POSTGRES_SCHEMA, diversity_conf, seed_rows
+from authkit import BAD_CREDENTIALS, V3, V5, connack, connected
+from broker import Broker, wait_until
+
+TABLE_ROWS = seed_rows()
+
+
+class Rows:
+    def __init__(self, server) -> None:
+        self.server = server
+
+    def load(self) -> None:
+        with self.server.connect() as conn:
+            conn.execute(POSTGRES_SCHEMA)
+            conn.execute("DELETE FROM vmq_auth_acl")
+            with conn.cursor() as cur:
+                cur.executemany("INSERT INTO vmq_auth_acl VALUES (%s, %s, %s, %s, %s, %s)", TABLE_ROWS)
+
+    def set_publish_acl(self, username: str, acl: list) -> None:
+        with self.server.connect() as conn:
+            conn.execute("UPDATE vmq_auth_acl SET publish_acl = %s WHERE username = %s", (json.dumps(acl), username))
+
+    reset = load
+
+
+@pytest.fixture(scope="module")
+def rows(postgres):
+    table = Rows(postgres)
+    table.load()
+    return table
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory, postgres, rows):
+    node = Broker(tmp_path_factory.mktemp("pg"), diversity_conf(
+        "postgres", postgres, **{"vmq_diversity.postgres.password_hash_method": "bcrypt"})).start()
+    yield node
+    node.stop()
+    node.cleanup()
+
+
+def test_server_side_crypt_of_pgcrypto(tmp_path, postgres, rows):
+    node = Broker(tmp_path / "crypt", diversity_conf("postgres", postgres)).start()  # crypt: the default
+    try:
+        assert connack(node.port, V5, "dev-1", "alice", "alice-pw") == 0
+        assert connack(node.port, V5, "dev-1", "alice", "wrong") == BAD_CREDENTIALS[V5]
+        assert connack(node.port, V5, "dev-1", "x' OR '1'='1", "' OR '1'='1") == BAD_CREDENTIALS[V5]
+    finally:
+        node.stop()
+        node.cleanup()
+
+
+def _metric(node: Broker, name: str) -> int:
+    ok, out = node.admin("metrics", "show")
+    assert ok, out
+    for line in out.splitlines():
+        if line.startswith(f"counter.{name} ="):
+            return int(line.split("=")[1])
+    raise AssertionError(f"{name} not in metrics show")
+
+
+def test_database_stopped_mid_run(tmp_path, postgres, rows):
+    """Stopped: CONNECTs get server unavailable, connected clients keep their cached ACLs, the node
+    stays up, one log line for the outage; back: CONNECTs succeed again."""
+    node = Broker(tmp_path / "outage", diversity_conf(
+        "postgres", postgres, **{"vmq_diversity.postgres.password_hash_method": "bcrypt"})).start()
+    online = connected(node.port, V5, "dev-1", "alice", "alice-pw")
+    try:
+        postgres.stop()
+        for i in range(5):
+            assert connack(node.port, V3, f"c{i}", "bob", "bob-pw") == 3  # server unavailable
+            assert connack(node.port, V5, f"c{i}", "bob", "bob-pw") == 0x88
+        assert node.ping()
+        assert pub(online, "dev/alice/still-cached") == 0
+        assert node.log_text().count("unavailable:") == 1
+        assert _metric(node, "diversity_db_outages") == 1
+        assert _metric(node, "diversity_db_errors") >= 10
+        postgres.start()
+        wait_until(lambda: connack(node.port, V5, "back", "bob", "bob-pw") == 0, 20, "recovery")
+        assert "available again" in node.log_text()
+    finally:
+        online.close()
+        if postgres.proc.poll() is not None:
+            postgres.start()
+        node.stop()
+        node.cleanup()
+
