@@ -67,9 +67,11 @@ def _value(v: Any) -> Any:
     return v if v is None or isinstance(v, str | int | float | bool | bytes) else str(v)
 
 
-def _rows(cursor: Any) -> Any:
+def _rows(cursor: Any, count_matters: bool) -> Any:
+    """Rows as dicts; without rows true, or (`count_matters`: PostgreSQL's INSERT/UPDATE/DELETE,
+    as epgsql answers them) whether any row was affected."""
     if cursor.description is None:
-        return cursor.rowcount > 0
+        return cursor.rowcount != 0 if count_matters else True
     names = [d[0] for d in cursor.description]
     return [{n: _value(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
 
@@ -115,7 +117,7 @@ def postgres_module(pools: Pools, db: str, rt: Any) -> dict[str, Any]:
             # RawCursor sends $1..$n placeholders and the values separately (server-side binding).
             with psycopg.RawCursor(conn) as cur:
                 cur.execute(sql, [to_py(a) for a in args])
-                return _rows(cur)
+                return _rows(cur, True)
         try:
             return to_lua(rt, pools.get(pool_id).run(run))
         except psycopg.Error:  # refused by the server (bad SQL, constraint): VerneMQ answers false
@@ -164,7 +166,7 @@ def mysql_module(pools: Pools, db: str, rt: Any) -> dict[str, Any]:
         def run(conn: Any) -> Any:
             with conn.cursor() as cur:
                 cur.execute(mysql_placeholders(sql), [to_py(a) for a in args])
-                return _rows(cur)
+                return _rows(cur, False)
         try:
             return to_lua(rt, pools.get(pool_id).run(run))
         except (pymysql.ProgrammingError, pymysql.IntegrityError, pymysql.DataError,
@@ -183,11 +185,13 @@ def redis_module(pools: Pools, rt: Any) -> dict[str, Any]:
     import redis
 
     def connect(opts: dict[str, Any]) -> Any:
-        return redis.Redis(host=opts["host"], port=int(opts["port"]), db=int(opts["database"]),
-                           password=opts.get("password") or None, username=opts.get("user") or None,
-                           socket_timeout=pools.timeout, socket_connect_timeout=pools.timeout,
-                           single_connection_client=True, retry_on_timeout=False,
-                           retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0))
+        client = redis.Redis(host=opts["host"], port=int(opts["port"]), db=int(opts["database"]),
+                             password=opts.get("password") or None, username=opts.get("user") or None,
+                             socket_timeout=pools.timeout, socket_connect_timeout=pools.timeout,
+                             single_connection_client=True,
+                             retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0))
+        client.response_callbacks.clear()  # the server's replies as they are, like VerneMQ's eredis
+        return client
 
     def ensure_pool(config: Any) -> bool:
         pool_id, opts = pools.options("redis", config)
@@ -211,17 +215,27 @@ def redis_module(pools: Pools, rt: Any) -> dict[str, Any]:
             answer = pools.get(pool_id).run(lambda conn: conn.execute_command(*parts))
         except redis.ResponseError:
             return False
-        if answer == b"OK":
-            return True
-        return to_lua(rt, answer) if isinstance(answer, list) else answer
+        return to_lua(rt, _redis_reply(answer))
 
     return {"ensure_pool": ensure_pool, "cmd": cmd}
+
+
+def _redis_reply(answer: Any) -> Any:
+    """As eredis answers: OK is true, integers come as their text, nested replies as tables."""
+    if answer == b"OK":
+        return True
+    if isinstance(answer, int) and not isinstance(answer, bool):
+        return str(answer)
+    if isinstance(answer, list):
+        return [_redis_reply(a) for a in answer]
+    return answer
 
 
 # -- memcached
 
 def memcached_module(pools: Pools, rt: Any) -> dict[str, Any]:
     from pymemcache.client.base import Client
+    from pymemcache.exceptions import MemcacheIllegalInputError
 
     def ensure_pool(config: Any) -> bool:
         pool_id, opts = pools.options("memcache", config)
@@ -233,7 +247,10 @@ def memcached_module(pools: Pools, rt: Any) -> dict[str, Any]:
         return True
 
     def run(pool_id: Any, fn: Callable[[Any], Any]) -> Any:
-        return pools.get(pool_id).run(fn)
+        try:
+            return pools.get(pool_id).run(fn)
+        except MemcacheIllegalInputError:  # a key memcached cannot hold (spaces): never stored
+            return None
 
     def get(pool_id: Any, key: Any) -> Any:
         value = run(pool_id, lambda c: c.get(key))

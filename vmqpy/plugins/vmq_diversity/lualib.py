@@ -38,7 +38,8 @@ def json_module(rt: Any) -> dict[str, Any]:
     def encode(value: Any, *_: Any) -> Any:
         data = to_py(value)
         try:
-            return ujson.dumps(data, ensure_ascii=False, reject_bytes=False, sort_keys=True)
+            return ujson.dumps(data, ensure_ascii=False, reject_bytes=False, sort_keys=True,
+                               escape_forward_slashes=False)
         except (ValueError, TypeError, OverflowError):
             return None
 
