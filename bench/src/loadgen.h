@@ -24,6 +24,7 @@ struct config {
     const char *binds[MAX_BINDS];
     int nbinds;
     const char *id_prefix, *label;
+    const char *username, *password; /* CONNECT credentials, NULL: none */
 };
 
 struct buf {

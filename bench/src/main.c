@@ -43,6 +43,7 @@ static void usage(void)
           "                             subscribing --sub-topic (%d: the index) at --sub-qos,\n"
           "                             then a clean connect with the same id ends it\n"
           "  --id-prefix P              client ids P-<role><index> (lg<pid>)\n"
+          "  --username U, --password P CONNECT with these credentials (none)\n"
           "  --keepalive S              (60)\n"
           "  --bind A,B,...             source addresses, round robin\n"
           "  --connect-burst N          connects in progress at once (64)\n"
@@ -86,7 +87,7 @@ static void parse_args(int argc, char **argv)
         {"inflight", 1, 0, 'i'}, {"idle", 1, 0, 'I'}, {"hold", 1, 0, 'H'},
         {"keepalive", 1, 0, 'k'}, {"bind", 1, 0, 'B'}, {"connect-burst", 1, 0, 'c'},
         {"connect-timeout", 1, 0, 'C'}, {"progress", 1, 0, 'g'}, {"label", 1, 0, 'L'},
-        {"stall-ms", 1, 0, 'S'}, {"churn", 1, 0, 1003}, {"id-prefix", 1, 0, 1004}, {"churn-session", 0, 0, 1005}, {"help", 0, 0, '?'}, {0, 0, 0, 0},
+        {"stall-ms", 1, 0, 'S'}, {"churn", 1, 0, 1003}, {"id-prefix", 1, 0, 1004}, {"churn-session", 0, 0, 1005}, {"username", 1, 0, 1006}, {"password", 1, 0, 1007}, {"help", 0, 0, '?'}, {0, 0, 0, 0},
     };
     struct config *c = &R.cfg;
     *c = (struct config){
@@ -128,6 +129,8 @@ static void parse_args(int argc, char **argv)
         case 'S': c->stall_ms = atoi(optarg); break;
         case 1003: c->idle = 1; c->churn = atoi(optarg); c->conns = c->churn; break;
         case 1004: c->id_prefix = optarg; break;
+        case 1006: c->username = optarg; break;
+        case 1007: c->password = optarg; break;
         case 1005: c->churn_session = 1; break;
         default: usage();
         }

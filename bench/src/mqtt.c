@@ -66,17 +66,23 @@ static size_t finish(uint8_t *dst, uint8_t first, size_t body_len)
     return h + body_len;
 }
 
-size_t mqtt_connect(uint8_t *dst, int proto, const char *client_id, uint16_t keepalive, int clean)
+size_t mqtt_connect(uint8_t *dst, int proto, const char *client_id, uint16_t keepalive, int clean,
+                    const char *username, const char *password)
 {
     uint8_t *b = dst + 5;
     size_t n = put_str(b, "MQTT");
     b[n++] = (uint8_t)proto;
-    b[n++] = clean ? 0x02 : 0x00; /* clean session / clean start */
+    /* clean session / clean start, username and password flags */
+    b[n++] = (uint8_t)((clean ? 0x02 : 0x00) | (username ? 0x80 : 0x00) | (password ? 0x40 : 0x00));
     b[n++] = (uint8_t)(keepalive >> 8);
     b[n++] = (uint8_t)keepalive;
     if (proto == 5)
         b[n++] = 0; /* no properties */
     n += put_str(b + n, client_id);
+    if (username)
+        n += put_str(b + n, username);
+    if (password)
+        n += put_str(b + n, password);
     return finish(dst, 0x10, n);
 }
 

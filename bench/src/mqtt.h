@@ -29,7 +29,8 @@ int mqtt_frame(const uint8_t *buf, size_t len, size_t *hdr, uint32_t *rl);
 /* Reads a variable byte integer at *p (< end); -1 if malformed/short. */
 int mqtt_read_varint(const uint8_t **p, const uint8_t *end, uint32_t *v);
 
-size_t mqtt_connect(uint8_t *dst, int proto, const char *client_id, uint16_t keepalive, int clean);
+size_t mqtt_connect(uint8_t *dst, int proto, const char *client_id, uint16_t keepalive, int clean,
+                    const char *username, const char *password);
 size_t mqtt_subscribe(uint8_t *dst, int proto, uint16_t pid, const char *filter, int qos);
 /* PUBLISH with a zeroed payload of payload_len bytes; the offsets of the
  * packet id (QoS > 0) and of the payload are returned for patching. */

@@ -150,7 +150,9 @@ static void on_tcp_connected(struct conn *c)
     snprintf(id, sizeof id, "%s-%c%d", R.cfg.id_prefix, tag[c->role], c->idx);
     c->state = S_CONNACK;
     int clean = c->role != R_CHURN || !R.cfg.churn_session || c->again;
-    c->out.len += mqtt_connect(reserve(&c->out, 128), R.cfg.proto, id, (uint16_t)R.cfg.keepalive, clean);
+    size_t room = 128 + (R.cfg.username ? strlen(R.cfg.username) : 0) + (R.cfg.password ? strlen(R.cfg.password) : 0);
+    c->out.len += mqtt_connect(reserve(&c->out, room), R.cfg.proto, id, (uint16_t)R.cfg.keepalive, clean,
+                               R.cfg.username, R.cfg.password);
     flush(c);
 }
 
