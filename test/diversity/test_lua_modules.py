@@ -68,3 +68,21 @@ def test_vernemq_redis_test(redis_server):
 
 def test_vernemq_memcached_test(memcached_server):
     run_script("memcached_test", {"memcache.host": "127.0.0.1", "memcache.port": memcached_server.port})
+
+
+COUNTER = """
+calls = 0
+function auth_on_register(reg)
+    calls = calls + 1
+    leaked = reg.client_id
+    return calls
+end
+hooks = {auth_on_register = auth_on_register}
+"""
+
+
+@pytest.mark.parametrize("keep, answers", [("false", [1, 1, 1]), ("true", [1, 2, 3])])
+def test_keep_state(tmp_path, keep, answers):
+    script = run_script("counter", {"_dir": str(tmp_path)}, COUNTER + f"keep_state = {keep}\n")
+    assert script.hooks == ["auth_on_register"] and script.states == 1
+    assert [script.call("auth_on_register", {"client_id": "c"}) for _ in answers] == answers

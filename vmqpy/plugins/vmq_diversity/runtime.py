@@ -74,6 +74,23 @@ class LuaState:
             self.runtime.execute(source, name="@" + path)
         except (OSError, lupa.LuaError, lupa.LuaSyntaxError) as e:
             raise ScriptError(f"can't load script {path}: {e}") from e
+        self._snapshot: dict[Any, Any] | None = None
+
+    def forget_calls(self) -> None:
+        """From now on undo, after each call, what it did to the globals (keep_state = off).
+
+        VerneMQ's luerl states are values, so a call without keep_state leaves nothing behind;
+        here the globals a call set or changed are put back. Shallow: a change inside a table
+        that existed before the call stays.
+        """
+        self._snapshot = dict(self.runtime.globals().items())
+
+    def _restore(self) -> None:
+        g, snapshot = self.runtime.globals(), self._snapshot
+        for key in [k for k in g.keys() if k not in snapshot]:
+            g[key] = None
+        for key, value in snapshot.items():
+            g[key] = value
 
     def global_(self, name: str) -> Any:
         return self.runtime.globals()[name]
@@ -86,7 +103,11 @@ class LuaState:
 
     def call(self, hook: str, args: dict[str, Any]) -> Any:
         fn = self.global_("hooks")[hook]
-        return to_py(fn(to_lua(self.runtime, args)))
+        try:
+            return to_py(fn(to_lua(self.runtime, args)))
+        finally:
+            if self._snapshot is not None:
+                self._restore()
 
 
 class Script:
@@ -101,11 +122,14 @@ class Script:
         keep = first.global_("keep_state")
         keep = keep if isinstance(keep, bool) else keep_state
         count = int(count) if isinstance(count, int | float) and count > 0 else (1 if keep else nr_states)
+        states = [first] + [LuaState(path, i, search_dirs, modules) for i in range(2, count + 1)]
         self._idle: Queue = Queue()
-        self._idle.put(first)
-        for i in range(2, count + 1):
-            self._idle.put(LuaState(path, i, search_dirs, modules))
+        for state in states:
+            if not keep:
+                state.forget_calls()
+            self._idle.put(state)
         self.states = count
+        self.keep_state = keep
 
     def call(self, hook: str, args: dict[str, Any]) -> Any:
         """The hook function's answer; Lua errors and Python errors raised inside propagate."""
