@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from authdb import diversity_conf
 from authkit import V3, V5, connack
-from bson import ObjectId
 from broker import Broker, free_port
+from bson import ObjectId
 
 from vmqpy.plugins.vmq_diversity.mongodb import client_options, from_doc, to_doc
 
