@@ -5,17 +5,21 @@
     .venv/bin/python bench/diversity_bench.py connect-redis pub-cache --connects 200 --duration 5
 
 Starts PostgreSQL and Redis (Debian's packages, as test/diversity does) on free ports in temp
-dirs with VerneMQ's layout and one row for the user `bench` (client_id '*', a bcrypt hash of
-VerneMQ's sample cost 12, ACL `lg/#`), then a vmqpy node per scenario (bench/broker.py's
-configuration, pinned to core 0; loadgen on core 1). One JSON line per scenario:
+dirs with VerneMQ's layout and two users with client_id '*' and the ACL `lg/#`: `bench`, whose
+bcrypt hash has VerneMQ's sample cost 12, and `bench4` with cost 4. Then a vmqpy node per
+scenario (bench/broker.py's configuration, pinned to core 0; loadgen on core 1). One JSON line
+per scenario, with `connects_per_s` or `recv_rate` and `msgs_per_broker_cpu_s`:
 
 | name | what |
 | --- | --- |
-| `connect-postgres` | `loadgen --churn N` CONNECT/CONNACK/DISCONNECT as `bench`: auth/postgres.lua, bcrypt 12 |
-| `connect-redis` | the same against auth/redis.lua |
-| `connect-passwd` | the same against vmq_passwd (the file's sha512): the node's CONNECT path without bcrypt |
-| `pub-cache` | pairs-q0 (50 pairs) as `bench` through auth/postgres.lua: every PUBLISH checked by the auth cache |
+| `connect-postgres` | `loadgen --churn N`: CONNECT/CONNACK/DISCONNECT as `bench` through auth/postgres.lua (bcrypt 12) |
+| `connect-redis` | the same through auth/redis.lua |
+| `connect-postgres-cost4`, `connect-redis-cost4` | the same as `bench4`: what a CONNECT costs besides bcrypt |
+| `connect-passwd` | the same against vmq_passwd (sha512 file): the node without a database |
+| `pub-cache` | 50 pairs, QoS 0, as `bench4` through auth/postgres.lua: every PUBLISH checked by the auth cache |
 | `pub-vmq_acl` | the same with vmq_passwd + vmq_acl (`user bench` / `topic lg/#`) instead |
+
+The broker's CPU of a pub-* run is counted from when every connection is up.
 """
 
 from __future__ import annotations
@@ -38,32 +42,36 @@ from servers import Postgres, Redis  # noqa: E402
 del sys.modules["broker"]
 sys.path.insert(0, str(HERE))
 from broker import _spawn, cpu_s, free_port, vmqpy_config  # noqa: E402
-from scenarios import loadgen_cmd  # noqa: E402
+from scenarios import Run, loadgen_cmd  # noqa: E402
 
 REPO = HERE.parent
-USER, PASSWORD = "bench", "bench-pw"
-VERNEMQ_SAMPLE_COST = 12  # the $2a$12$ hash of postgres_cockroach_commons.lua's example row
+PASSWORD = "bench-pw"
+# user -> bcrypt cost: 12 as the $2a$12$ hash of postgres_cockroach_commons.lua's example row;
+# 4 to see what a CONNECT costs besides bcrypt
+USERS = {"bench": 12, "bench4": 4}
 ACL = json.dumps([{"pattern": "lg/#"}])
 
 
 def seed(pg: Postgres, redis: Redis) -> None:
-    passhash = bcrypt_hash(PASSWORD, VERNEMQ_SAMPLE_COST)
     pg.create_database()
     with pg.connect() as conn:
         conn.execute(POSTGRES_SCHEMA)
-        conn.execute("INSERT INTO vmq_auth_acl VALUES ('', '*', %s, %s, %s, %s)", (USER, passhash, ACL, ACL))
-    redis.client().set(json.dumps(["", "*", USER], separators=(",", ":")),
-                       json.dumps({"passhash": passhash, "publish_acl": json.loads(ACL),
-                                   "subscribe_acl": json.loads(ACL)}))
+    for user, cost in USERS.items():
+        passhash = bcrypt_hash(PASSWORD, cost)
+        with pg.connect() as conn:
+            conn.execute("INSERT INTO vmq_auth_acl VALUES ('', '*', %s, %s, %s, %s)", (user, passhash, ACL, ACL))
+        redis.client().set(json.dumps(["", "*", user], separators=(",", ":")),
+                           json.dumps({"passhash": passhash, "publish_acl": json.loads(ACL),
+                                       "subscribe_acl": json.loads(ACL)}))
 
 
 def node_conf(port: int, tmpdir: str, auth: str, pg: Postgres, redis: Redis) -> str:
     """bench/broker.py's configuration with authentication by `auth` (postgres, redis, passwd)."""
     text = vmqpy_config(port, tmpdir).replace("allow_anonymous = on", "allow_anonymous = off")
     if auth == "passwd":
-        subprocess.run([str(REPO / "bin" / "vmq-passwd"), str(Path(tmpdir) / "etc" / "vmq.passwd"), USER],
+        subprocess.run([str(REPO / "bin" / "vmq-passwd"), str(Path(tmpdir) / "etc" / "vmq.passwd"), "bench"],
                        input=f"{PASSWORD}\n{PASSWORD}\n", text=True, check=True, capture_output=True)
-        (Path(tmpdir) / "etc" / "vmq.acl").write_text(f"user {USER}\ntopic lg/#\n")
+        (Path(tmpdir) / "etc" / "vmq.acl").write_text("user bench\ntopic lg/#\n")
         return text
     server = pg if auth == "postgres" else redis
     lines = ["plugins.vmq_diversity = on", f"vmq_diversity.auth_{auth}.enabled = on",
@@ -83,24 +91,35 @@ def start_node(auth: str, pg: Postgres, redis: Redis, core: str):
                             "--config", str(conf)], tmpdir, port, core, 60)
 
 
-def loadgen(node, core: str, args: list[str], timeout: float) -> dict:
-    cpu0, t0 = cpu_s(node.pids()), time.monotonic()
-    cmd = loadgen_cmd("127.0.0.1", node.port, core, [*args, "--username", USER, "--password", PASSWORD])
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    res = json.loads(proc.stdout) if proc.stdout.strip() else {"error": proc.stderr[-500:]}
-    res["loadgen_rc"] = proc.returncode
-    busy = cpu_s(node.pids()) - cpu0
+def loadgen(node, core: str, user: str, args: list[str], timeout: float, from_ready: bool) -> dict:
+    """One loadgen run as `bench`; the broker's CPU from the start, or (`from_ready`) from when
+    every connection is up, so a publish figure leaves out the bcrypt checks of the CONNECTs."""
+    mark = {"cpu0": cpu_s(node.pids()), "t0": time.monotonic()}
+
+    def on_event(ev: dict) -> None:
+        if ev["event"] == "ready" and from_ready:
+            mark.update(cpu0=cpu_s(node.pids()), t0=time.monotonic())
+
+    cmd = loadgen_cmd("127.0.0.1", node.port, core, [*args, "--username", user, "--password", PASSWORD])
+    res = Run(cmd, timeout, on_event).result()
+    busy = cpu_s(node.pids()) - mark["cpu0"]
     res["broker_cpu_s"] = round(busy, 2)
-    res["broker_cpu_pct"] = round(100 * busy / max(time.monotonic() - t0, 1e-3), 1)
+    res["broker_cpu_pct"] = round(100 * busy / max(time.monotonic() - mark["t0"], 1e-3), 1)
+    if res.get("received"):
+        res["msgs_per_broker_cpu_s"] = round(res["received"] / max(busy, 1e-3))
+    else:
+        res["connects_per_s"] = round(res.get("connected", 0) / max(res.get("connect_s", 0), 1e-3), 2)
     return res
 
 
-SCENARIOS = {
-    "connect-postgres": ("postgres", "churn"),
-    "connect-redis": ("redis", "churn"),
-    "connect-passwd": ("passwd", "churn"),
-    "pub-cache": ("postgres", "pairs"),
-    "pub-vmq_acl": ("passwd", "pairs"),
+SCENARIOS = {  # name: (authentication, loadgen mode, user)
+    "connect-postgres": ("postgres", "churn", "bench"),
+    "connect-redis": ("redis", "churn", "bench"),
+    "connect-postgres-cost4": ("postgres", "churn", "bench4"),
+    "connect-redis-cost4": ("redis", "churn", "bench4"),
+    "connect-passwd": ("passwd", "churn", "bench"),
+    "pub-cache": ("postgres", "pairs", "bench4"),
+    "pub-vmq_acl": ("passwd", "pairs", "bench"),
 }
 
 
@@ -122,19 +141,21 @@ def main() -> int:
         redis.start()
         seed(pg, redis)
         for name in o.scenarios or SCENARIOS:
-            auth, kind = SCENARIOS[name]
+            auth, kind, user = SCENARIOS[name]
             node = start_node(auth, pg, redis, o.broker_core)
             try:
+                # at most 16 CONNECTs in progress: bcrypt 12 takes ~0.25 s of a core each, and the
+                # broker closes a connection whose CONNECT is not done within 30 s
+                args = ["--connect-burst", "16", "--connect-timeout", "600"]
                 if kind == "churn":
-                    args = ["--churn", str(o.connects), "--connect-burst", "16", "--id-prefix", name,
-                            "--connect-timeout", "600"]
+                    args += ["--churn", str(o.connects), "--id-prefix", name]
                 else:
-                    args = ["--pattern", "pairs", "--pubs", "50", "--subs", "50", "--qos", "0", "--payload", "64",
-                            "--duration", str(o.duration)]
-                res = loadgen(node, o.loadgen_core, args, 900)
+                    args += ["--pattern", "pairs", "--pubs", "50", "--subs", "50", "--qos", "0", "--payload", "64",
+                             "--duration", str(o.duration)]
+                res = loadgen(node, o.loadgen_core, user, args, 900, kind == "pairs")
             finally:
                 node.stop()
-            res.update(name=name, auth=auth)
+            res.update(name=name, auth=auth, user=user, bcrypt_cost=USERS[user] if auth != "passwd" else None)
             failed |= res["loadgen_rc"] != 0
             print(json.dumps(res), flush=True)
     finally:

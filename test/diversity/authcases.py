@@ -120,3 +120,8 @@ def test_the_cache_answers_until_the_client_reconnects(node, rows):
         wait_until(reconnected_sees_new_acl, 10, "the new ACL after reconnecting")
     finally:
         rows.reset()
+
+
+def test_a_password_that_is_not_utf8_is_refused_quietly(node):
+    assert connack(node.port, V5, "dev-1", "alice", b"\xffalice-pw") == 0x87  # nobody said ok
+    assert "can't call function" not in node.log_text()

@@ -98,3 +98,10 @@ def test_database_stopped_mid_run(tmp_path, postgres, rows):
         node.stop()
         node.cleanup()
 
+
+
+def test_a_database_restart_between_calls_costs_no_client_a_refusal(node, postgres):
+    assert connack(node.port, V5, "r1", "bob", "bob-pw") == 0  # the pool holds a connection now
+    postgres.stop()
+    postgres.start()
+    assert connack(node.port, V5, "r2", "bob", "bob-pw") == 0  # the stale one is dropped and retried

@@ -72,6 +72,7 @@ GROUPS = {
     "trace": "Trace various aspects of VerneMQ",
     "retain": "Show and filter MQTT retained messages",
     "webhooks": "Manage webhooks",
+    "script": "Manage lua scripts",
     "set": "Set a runtime config value (set KEY=VALUE)",
     "show": "Show config values (show KEY ...)",
 }

@@ -72,14 +72,16 @@ def start(settings: dict[str, Any], ctx: Any) -> DiversityPlugin:
     cache = AuthCache()
     modules = Modules(settings, cache, Health(getattr(ctx, "metrics", None)))
     search = [d for d in (settings.get("script_dir"), SHIPPED_DIR) if d]
-    scripts = []
+
+    def load(path: str) -> Script:
+        script = Script(path, settings.get("nr_lua_states", 1), settings.get("keep_state", False), search, modules)
+        log.info("vmq_diversity: loaded %s (%d Lua states), hooks: %s", path, script.states,
+                 ", ".join(script.hooks) or "none")
+        return script
+
     try:
-        for path in script_paths(settings):
-            scripts.append(Script(path, settings.get("nr_lua_states", 1), settings.get("keep_state", False),
-                                  search, modules))
-            log.info("vmq_diversity: loaded %s (%d Lua states), hooks: %s", path, scripts[-1].states,
-                     ", ".join(scripts[-1].hooks) or "none")
+        scripts = [load(path) for path in script_paths(settings)]
     except ScriptError:
         modules.pools.close()
         raise
-    return DiversityPlugin(scripts, cache, [modules.pools, modules.http])
+    return DiversityPlugin(scripts, cache, [modules.pools, modules.http], load)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from vmqpy.plugins.hooks import ERROR, NEXT, OK
@@ -52,6 +53,17 @@ def _lua_args(names: tuple[str, ...], values: tuple) -> dict[str, Any]:
     return out
 
 
+def _text(password: bytes | None) -> bool:
+    """Whether a password can reach Lua and come back: Lua strings return to Python as UTF-8 text."""
+    if password is None:
+        return True
+    try:
+        password.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _publish_modifiers(mods: dict[str, Any]) -> dict[str, Any]:
     out = dict(mods)
     if isinstance(out.get("payload"), str):
@@ -62,13 +74,53 @@ def _publish_modifiers(mods: dict[str, Any]) -> dict[str, Any]:
 
 
 class DiversityPlugin:
-    def __init__(self, scripts: list[Script], cache: AuthCache, closers: list[Any]) -> None:
+    def __init__(self, scripts: list[Script], cache: AuthCache, closers: list[Any],
+                 load: Callable[[str], Script]) -> None:
         self.scripts = scripts
         self.cache = cache
         self._closers = closers
+        self._load = load
         registered = {h for s in scripts for h in s.hooks}
-        for hook in (registered & EVENT_ARGS.keys()) - {"on_register", "on_register_m5"}:
+        self._events = (registered & EVENT_ARGS.keys()) - {"on_register", "on_register_m5"}
+        for hook in self._events:
             setattr(self, hook, functools.partial(self._all, hook, EVENT_ARGS[hook]))
+
+    # -- vmq-admin script ...
+
+    def show(self) -> list[dict[str, Any]]:
+        """Rows of `script show`."""
+        return [{"script": s.path, "states": s.states, "keep_state": s.keep_state, "hooks": ",".join(s.hooks)}
+                for s in self.scripts]
+
+    def load_script(self, path: str) -> None:
+        """`script load path=P`: load and add a script (raises ScriptError, ValueError)."""
+        if any(s.path == path for s in self.scripts):
+            raise ValueError(f"{path} is already loaded")
+        self.scripts = [*self.scripts, self._checked(self._load(path))]
+
+    def reload_script(self, path: str) -> None:
+        """`script reload path=P`: the file loaded afresh; the old states serve until it is."""
+        index = self._index(path)
+        fresh = self._checked(self._load(path))
+        self.scripts = [*self.scripts[:index], fresh, *self.scripts[index + 1:]]
+
+    def unload_script(self, path: str) -> None:
+        index = self._index(path)
+        self.scripts = [*self.scripts[:index], *self.scripts[index + 1:]]
+
+    def _index(self, path: str) -> int:
+        for i, script in enumerate(self.scripts):
+            if script.path == path:
+                return i
+        raise ValueError(f"{path} is not loaded")
+
+    def _checked(self, script: Script) -> Script:
+        # The broker learnt at start which event hooks this plugin answers.
+        missing = set(script.hooks) & EVENT_ARGS.keys() - self._events - {"on_register", "on_register_m5"}
+        if missing:
+            raise ValueError(f"{script.path} registers {', '.join(sorted(missing))}, which no script did "
+                             "at start: disable and enable vmq_diversity to add hooks")
+        return script
 
     # -- the chain over the scripts
 
@@ -110,12 +162,16 @@ class DiversityPlugin:
 
     def auth_on_register(self, peer: Any, subscriber_id: tuple[str, str], username: str | None,
                          password: bytes | None, clean_session: bool) -> Any:
+        if not _text(password):
+            return NEXT
         return self._till_ok("auth_on_register", _lua_args(
             ("peer", "subscriber_id", "username", "password", "clean_session"),
             (peer, subscriber_id, username, password, clean_session)))
 
     def auth_on_register_m5(self, peer: Any, subscriber_id: tuple[str, str], username: str | None,
                             password: bytes | None, clean_start: bool, properties: dict) -> Any:
+        if not _text(password):
+            return NEXT
         return self._till_ok("auth_on_register_m5", _lua_args(
             ("peer", "subscriber_id", "username", "password", "clean_start", "properties"),
             (peer, subscriber_id, username, password, clean_start, properties)))

@@ -29,7 +29,7 @@ SHIPPED_DIR = os.path.join(os.path.dirname(__file__), "lua")
 ModuleFactory = Callable[["lupa.LuaRuntime"], dict[str, dict[str, Callable[..., Any]]]]
 
 
-class ScriptError(Exception):
+class ScriptError(ValueError):
     """A script failed to load, or lacks what it must define."""
 
 
