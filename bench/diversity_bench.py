@@ -12,7 +12,7 @@ per scenario, with `connects_per_s` or `recv_rate` and `msgs_per_broker_cpu_s`:
 
 | name | what |
 | --- | --- |
-| `connect-postgres` | `loadgen --churn N`: CONNECT/CONNACK/DISCONNECT as `bench` through auth/postgres.lua (bcrypt 12) |
+| `connect-postgres` | `loadgen --churn N` (CONNECT, CONNACK, DISCONNECT) as `bench`: auth/postgres.lua, bcrypt 12 |
 | `connect-redis` | the same through auth/redis.lua |
 | `connect-postgres-cost4`, `connect-redis-cost4` | the same as `bench4`: what a CONNECT costs besides bcrypt |
 | `connect-passwd` | the same against vmq_passwd (sha512 file): the node without a database |

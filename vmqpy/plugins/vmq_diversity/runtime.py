@@ -55,6 +55,19 @@ def to_lua(runtime: lupa.LuaRuntime, value: Any) -> Any:
     return value
 
 
+# A function that puts the globals back as they are now (see LuaState.forget_calls).
+_RESTORE = """
+local saved = {}
+for k, v in pairs(_G) do saved[k] = v end
+return function()
+    for k in pairs(_G) do
+        if saved[k] == nil then _G[k] = nil end
+    end
+    for k, v in pairs(saved) do _G[k] = v end
+end
+"""
+
+
 class LuaState:
     def __init__(self, path: str, instance_id: int, search_dirs: list[str], modules: ModuleFactory) -> None:
         self.runtime = lupa.LuaRuntime(unpack_returned_tuples=True, register_eval=False,
@@ -74,23 +87,16 @@ class LuaState:
             self.runtime.execute(source, name="@" + path)
         except (OSError, lupa.LuaError, lupa.LuaSyntaxError) as e:
             raise ScriptError(f"can't load script {path}: {e}") from e
-        self._snapshot: dict[Any, Any] | None = None
+        self._restore: Any = None
 
     def forget_calls(self) -> None:
         """From now on undo, after each call, what it did to the globals (keep_state = off).
 
         VerneMQ's luerl states are values, so a call without keep_state leaves nothing behind;
         here the globals a call set or changed are put back. Shallow: a change inside a table
-        that existed before the call stays.
+        that existed before the call stays. Done in Lua: the values never cross into Python.
         """
-        self._snapshot = dict(self.runtime.globals().items())
-
-    def _restore(self) -> None:
-        g, snapshot = self.runtime.globals(), self._snapshot
-        for key in [k for k in g.keys() if k not in snapshot]:
-            g[key] = None
-        for key, value in snapshot.items():
-            g[key] = value
+        self._restore = self.runtime.execute(_RESTORE)
 
     def global_(self, name: str) -> Any:
         return self.runtime.globals()[name]
@@ -106,7 +112,7 @@ class LuaState:
         try:
             return to_py(fn(to_lua(self.runtime, args)))
         finally:
-            if self._snapshot is not None:
+            if self._restore is not None:
                 self._restore()
 
 
