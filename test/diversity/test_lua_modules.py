@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from webhooks.endpoint import control, serve
 
 from vmqpy import config
 from vmqpy.plugins.vmq_diversity import Modules
@@ -86,3 +87,23 @@ def test_keep_state(tmp_path, keep, answers):
     script = run_script("counter", {"_dir": str(tmp_path)}, COUNTER + f"keep_state = {keep}\n")
     assert script.hooks == ["auth_on_register"] and script.states == 1
     assert [script.call("auth_on_register", {"client_id": "c"}) for _ in answers] == answers
+
+
+HTTP_SCRIPT = """
+http.ensure_pool({pool_id = "p", size = 2})
+for i = 1, 3 do
+    local ret = http.post("p", "%s/lua", "hello " .. i, {["content-type"] = "text/plain"})
+    assert(ret.status == 200, "status")
+    assert(http.body(ret.ref) == '{"result": "ok"}', "body")
+end
+assert(http.get("p", "http://127.0.0.1:1/nothing-listens") == false)
+"""
+
+
+def test_http_module_through_the_webhooks_client(tmp_path):
+    with serve(tmp_path) as url:
+        run_script("http", {"_dir": str(tmp_path)}, HTTP_SCRIPT % url)
+        got = [r for r in control(url, "/_requests") if r["path"] == "/lua"]
+    assert [r["body"] for r in got] == ["hello 1", "hello 2", "hello 3"]
+    assert got[0]["content_type"] == "text/plain"
+    assert len({r["peer_port"] for r in got}) == 1  # one kept-alive connection of the pool
