@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from authkit import BAD_CREDENTIALS, NOT_AUTHORIZED, V3, V5, connack
-from broker import Broker
+from broker import Broker, wait_until
+from webhooks.endpoint import control, serve
 
 SCRIPT = """
 function auth_on_register(reg)
@@ -69,3 +70,27 @@ def test_a_script_that_does_not_load_stops_the_node(tmp_path, script):
         node.start()
     assert "not today" in str(e.value) and str(script) in str(e.value)
     node.cleanup()
+
+
+def test_lua_http_and_vmq_webhooks_share_the_connections_of_a_url(tmp_path):
+    with serve(tmp_path) as url:
+        script = tmp_path / "http.lua"
+        script.write_text(f"""
+http.ensure_pool({{pool_id = "p"}})
+function on_register(reg)
+    http.post("p", "{url}/shared", "from lua " .. reg.client_id)
+end
+hooks = {{on_register = on_register}}
+""")
+        node = Broker(tmp_path / "node", {**conf(script), "plugins.vmq_webhooks": "on",
+                                          "vmq_webhooks.w1.hook": "auth_on_register",
+                                          "vmq_webhooks.w1.endpoint": f"{url}/shared"}).start()
+        try:
+            assert connack(node.port, V3, "c-http", "u", "p") == 0
+            got = wait_until(lambda: [r for r in control(url, "/_requests") if r["path"] == "/shared"]
+                             if len(control(url, "/_requests")) >= 2 else None, 10, "both requests")
+        finally:
+            node.stop()
+            node.cleanup()
+    assert got[0]["hook"] == "auth_on_register" and got[1]["body"] == "from lua c-http"
+    assert got[0]["peer_port"] == got[1]["peer_port"]  # one connection, kept alive, for both

@@ -17,7 +17,7 @@ import ujson
 
 from vmqpy.plugins.vmq_diversity.cache import AuthCache
 from vmqpy.plugins.vmq_diversity.runtime import to_lua, to_py
-from vmqpy.plugins.vmq_webhooks.http import EndpointPool, WebhookFailure
+from vmqpy.plugins.vmq_webhooks.http import POOLS, EndpointPool, WebhookFailure
 
 log = logging.getLogger("vmqpy.plugins.vmq_diversity.lua")
 
@@ -149,7 +149,8 @@ def _acl_list(value: Any) -> list | None:
 
 
 class Http:
-    """The `http` module: requests through vmq_webhooks' pooled keep-alive client (EndpointPool)."""
+    """The `http` module: requests through vmq_webhooks' pooled keep-alive client (http.POOLS):
+    a URL that is also a webhook endpoint uses the webhook's connections."""
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
@@ -157,8 +158,8 @@ class Http:
         self._pools: dict[tuple[str, str], EndpointPool] = {}
 
     def close(self) -> None:
-        for pool in self._pools.values():
-            pool.close()
+        for _, url in self._pools:
+            POOLS.release(url)
         self._pools.clear()
 
     def module(self, rt: Any) -> dict[str, Any]:
@@ -172,7 +173,7 @@ class Http:
                 raise KeyError(f"unknown pool {pool_id!r}")
             pool = self._pools.get((pool_id, url))
             if pool is None:
-                pool = self._pools[(pool_id, url)] = EndpointPool(url, self._sizes[pool_id], 60.0)
+                pool = self._pools[(pool_id, url)] = POOLS.acquire(url, self._sizes[pool_id], 60.0)
             payload = to_py(body)
             hdrs = to_py(headers) if headers is not None else {}
             try:

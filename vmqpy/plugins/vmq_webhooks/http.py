@@ -141,3 +141,32 @@ class EndpointPool:
             conn.close()  # a half-used connection is never pooled
             raise
         return Response(resp.status, resp.headers, data), resp.will_close
+
+
+class SharedPools:
+    """The node's pools by URL, one HTTP client for vmq_webhooks and vmq_diversity's Lua `http` module.
+
+    Whoever asks first for a URL sets its pool's size and idle timeout; the pool closes when
+    the last user releases it.
+    """
+
+    def __init__(self) -> None:
+        self._pools: dict[str, EndpointPool] = {}
+        self._users: dict[str, int] = {}
+
+    def acquire(self, url: str, max_connections: int, idle_timeout: float,
+                tls: ssl.SSLContext | None = None) -> EndpointPool:
+        pool = self._pools.get(url)
+        if pool is None:
+            pool = self._pools[url] = EndpointPool(url, max_connections, idle_timeout, tls)
+        self._users[url] = self._users.get(url, 0) + 1
+        return pool
+
+    def release(self, url: str) -> None:
+        self._users[url] -= 1
+        if not self._users[url]:
+            del self._users[url]
+            self._pools.pop(url).close()
+
+
+POOLS = SharedPools()
