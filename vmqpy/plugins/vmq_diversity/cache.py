@@ -14,7 +14,7 @@ security rule (vmq_acl.substitute): a value holding `+`, `#` or `/`, an empty on
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vmqpy.mqtt.topic import valid_filter
@@ -45,11 +45,21 @@ class SubscribeAcl:
     modifiers: tuple[str, int] | None = None  # the filter (and QoS) subscribed instead
 
 
+MEMO_MAX = 1024  # publish decisions remembered per client (topics are few per device)
+
+
 @dataclass(frozen=True)
 class Entry:
     username: str
     publish: tuple[PublishAcl, ...]
     subscribe: tuple[SubscribeAcl, ...]
+    # (topic, qos, retain) -> decision, kept while no entry limits the payload size (the
+    # decision then depends on nothing else): a repeated PUBLISH is one dictionary lookup.
+    memo: dict[tuple[str, int, bool], Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def memoizable(self) -> bool:
+        return all(acl.max_payload_size == MAX_PAYLOAD_SIZE for acl in self.publish)
 
 
 class AuthCache:
@@ -100,13 +110,13 @@ class AuthCache:
         entry = self.entry(mountpoint, client_id)
         if entry is None:
             return None
-        words = topic.split("/")
-        size = len(payload)
-        for acl in entry.publish:
-            if (qos <= acl.max_qos and size <= acl.max_payload_size and (acl.allowed_retain or not retain)
-                    and covers(acl.pattern, words, False)):
-                return acl.modifiers or True
-        return False
+        key = (topic, qos, retain)
+        answer = entry.memo.get(key)
+        if answer is None:
+            answer = _decide_publish(entry, qos, topic, len(payload), retain)
+            if len(entry.memo) < MEMO_MAX and entry.memoizable:
+                entry.memo[key] = answer
+        return answer
 
     def match_subscribe(self, mountpoint: str, client_id: str, topic_filter: str,
                         qos: int) -> bool | tuple[str, int] | None:
@@ -119,6 +129,15 @@ class AuthCache:
             if qos <= acl.max_qos and covers(acl.pattern, words, True):
                 return acl.modifiers or True
         return False
+
+
+def _decide_publish(entry: Entry, qos: int, topic: str, size: int, retain: bool) -> bool | dict:
+    words = topic.split("/")
+    for acl in entry.publish:
+        if (qos <= acl.max_qos and size <= acl.max_payload_size and (acl.allowed_retain or not retain)
+                and covers(acl.pattern, words, False)):
+            return acl.modifiers or True
+    return False
 
 
 def _pattern(raw: dict, username: str, client_id: str, mountpoint: str) -> Words | None:
