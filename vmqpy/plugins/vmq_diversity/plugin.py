@@ -22,8 +22,7 @@ from vmqpy.plugins.vmq_diversity.runtime import Script
 log = logging.getLogger(__name__)
 
 AUTH_HOOKS = frozenset({"auth_on_register", "auth_on_register_m5", "auth_on_publish", "auth_on_publish_m5",
-                        "auth_on_subscribe", "auth_on_subscribe_m5", "on_auth_m5"})
-GONE_HOOKS = ("on_client_offline", "on_client_gone", "on_session_expired")
+                        "auth_on_subscribe", "auth_on_subscribe_m5"})
 # Event hooks a script may register; the plugin offers them only then (no cost otherwise).
 EVENT_ARGS = {
     "on_register": ("peer", "subscriber_id", "username"),
