@@ -8,6 +8,7 @@ import itertools
 
 from authkit import BAD_CREDENTIALS, SUB_REFUSED, V3, V5, connack, connected, subscribe
 from broker import wait_until
+from clients import Raw
 
 from vmqpy.mqtt import packets as P
 
@@ -30,6 +31,18 @@ def pub(raw, topic: str, payload: bytes = b"x", qos: int = 1, retain: bool = Fal
 def test_register_with_the_right_password(node):
     for version in (V3, V5):
         assert connack(node.port, version, "dev-1", "alice", "alice-pw") == 0
+
+
+def test_register_m5_with_properties_reaches_the_script(node):
+    raw = Raw(node.port, V5)
+    try:
+        ack = raw.connect("dev-1", username="alice", password=b"alice-pw", properties={
+            "user_property": [("site", "lab"), ("site", "roof")], "session_expiry_interval": 60,
+            "receive_maximum": 10})
+        assert ack is not None and ack.reason_code == 0, ack
+        assert pub(raw, "dev/alice/props") == 0
+    finally:
+        raw.close()
 
 
 def test_register_wrong_password_or_unknown_user_is_bad_credentials(node):
