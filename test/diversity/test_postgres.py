@@ -7,6 +7,7 @@ Client-side bcrypt (password_hash_method = bcrypt) for the shared cases; server-
 from __future__ import annotations
 
 import json
+import select
 
 import pytest
 from authcases import *  # noqa: F403 (the shared cases run here against PostgreSQL)
@@ -14,6 +15,9 @@ from authcases import pub
 from authdb import POSTGRES_SCHEMA, diversity_conf, seed_rows
 from authkit import BAD_CREDENTIALS, V3, V5, connack, connected
 from broker import Broker, wait_until
+from clients import Raw
+
+from vmqpy.mqtt import packets as P
 
 TABLE_ROWS = seed_rows()
 
@@ -105,3 +109,38 @@ def test_a_database_restart_between_calls_costs_no_client_a_refusal(node, postgr
     postgres.stop()
     postgres.start()
     assert connack(node.port, V5, "r2", "bob", "bob-pw") == 0  # the stale one is dropped and retried
+
+
+SLOW_SCRIPT = """
+num_states = 2  -- one state serves one call at a time: the fast CONNECT needs the other
+postgres.ensure_pool({pool_id = "slow"})
+function auth_on_register(reg)
+    if reg.username == "slow" then
+        return postgres.execute("slow", "SELECT pg_sleep(30)") ~= false
+    end
+    return reg.username == "fast"
+end
+hooks = {auth_on_register = auth_on_register, auth_on_register_m5 = auth_on_register}
+"""
+
+
+def test_a_slow_database_blocks_neither_the_hub_nor_past_the_query_timeout(tmp_path, postgres):
+    """A CONNECT waiting on a query parks its greenlet only: another CONNECT is answered meanwhile;
+    the slow one is answered server unavailable once query_timeout (5 s) has passed, not after 30 s."""
+    script = tmp_path / "slow.lua"
+    script.write_text(SLOW_SCRIPT)
+    node = Broker(tmp_path / "slow", {**diversity_conf("postgres", postgres, **{
+        "vmq_diversity.query_timeout": "5000"}), "vmq_diversity.auth_postgres.enabled": "off",
+        "vmq_diversity.slow.file": str(script)}).start()
+    slow = Raw(node.port, V5)
+    try:
+        slow.send(P.Connect("s1", proto_level=V5, username="slow", password=b"x"))
+        assert connack(node.port, V5, "f1", "fast", "x") == 0
+        assert select.select([slow.sock], [], [], 0)[0] == []  # the slow CONNECT is still waiting
+        ack = slow.recv(timeout=20)
+        assert ack is not None and ack.reason_code == 0x88, ack
+        assert "no answer within 5 s" in node.log_text()
+    finally:
+        slow.close()
+        node.stop()
+        node.cleanup()
