@@ -144,3 +144,20 @@ def test_a_slow_database_blocks_neither_the_hub_nor_past_the_query_timeout(tmp_p
         slow.close()
         node.stop()
         node.cleanup()
+
+
+def test_cockroachdb_lua_over_the_postgres_wire(tmp_path, postgres, rows):
+    """auth/cockroachdb.lua unchanged, with its default bcrypt method, against PostgreSQL itself
+    (no CockroachDB server here; its sha256 method is CockroachDB-only SQL)."""
+    node = Broker(tmp_path / "crdb", diversity_conf("cockroachdb", postgres,
+                                                   **{"vmq_diversity.cockroachdb.ssl": "off"})).start()
+    try:
+        raw = connected(node.port, V5, "dev-1", "alice", "alice-pw")
+        try:
+            assert pub(raw, "dev/alice/x") == 0 and pub(raw, "dev/bob/x") == 0x87
+        finally:
+            raw.close()
+        assert connack(node.port, V5, "dev-1", "alice", "wrong") == BAD_CREDENTIALS[V5]
+    finally:
+        node.stop()
+        node.cleanup()
