@@ -96,14 +96,19 @@ for i = 1, 3 do
     assert(ret.status == 200, "status")
     assert(http.body(ret.ref) == '{"result": "ok"}', "body")
 end
+assert(http.post("p", "%s/form", {a = "1 2", b = "&"}).status == 200)
 assert(http.get("p", "http://127.0.0.1:1/nothing-listens") == false)
 """
 
 
 def test_http_module_through_the_webhooks_client(tmp_path):
     with serve(tmp_path) as url:
-        run_script("http", {"_dir": str(tmp_path)}, HTTP_SCRIPT % url)
-        got = [r for r in control(url, "/_requests") if r["path"] == "/lua"]
+        run_script("http", {"_dir": str(tmp_path)}, HTTP_SCRIPT % (url, url))
+        requests = control(url, "/_requests")
+        got = [r for r in requests if r["path"] == "/lua"]
+        [form] = [r for r in requests if r["path"] == "/form"]
     assert [r["body"] for r in got] == ["hello 1", "hello 2", "hello 3"]
     assert got[0]["content_type"] == "text/plain"
     assert len({r["peer_port"] for r in got}) == 1  # one kept-alive connection of the pool
+    assert form["content_type"] == "application/x-www-form-urlencoded"
+    assert sorted(form["body"].split("&")) == ["a=1+2", "b=%26"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 import bcrypt as _bcrypt
 import gevent
@@ -176,10 +177,12 @@ class Http:
                 pool = self._pools[(pool_id, url)] = POOLS.acquire(url, self._sizes[pool_id], 60.0)
             payload = to_py(body)
             hdrs = to_py(headers) if headers is not None else {}
+            hdrs = hdrs if isinstance(hdrs, dict) else {}
+            if isinstance(payload, dict):  # a table body is a form, as VerneMQ's hackney sends it
+                payload = urlencode(payload)
+                hdrs.setdefault("content-type", "application/x-www-form-urlencoded")
             try:
-                resp = pool.request(method, _text(payload) if not isinstance(payload, dict) else
-                                    "&".join(f"{k}={v}" for k, v in payload.items()).encode(),
-                                    hdrs if isinstance(hdrs, dict) else {}, self._timeout)
+                resp = pool.request(method, b"" if payload is None else _text(payload), hdrs, self._timeout)
             except WebhookFailure as e:
                 log.error("http request failure for %s %s due to %s", method, url, e.reason)
                 return False
