@@ -14,7 +14,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["vmqpy", "vmqpy.*"]),
-    package_data={"vmqpy": ["admin/status/*"]},
+    package_data={"vmqpy": ["admin/status/*", "plugins/vmq_diversity/lua/auth/*.lua"]},
     # The compiled twin of the decoder's common case (vmqpy/mqtt/_speedups.c). Optional: without a C
     # compiler and Python headers the install goes on and the pure-Python decoder does everything.
     # No debug info (-g0): it would record the build directory in the release.
@@ -34,6 +34,14 @@ setup(
         "h11>=0.14",
         "msgpack>=1.0",  # the cluster wire format (vmqpy/cluster/wire.py)
         "cryptography>=41",  # certificates: vmq-admin tls show|check, CRLs
+        # vmq_diversity (docs/diversity.md): embedded Lua and the database drivers its scripts call
+        "lupa>=2.0",
+        "psycopg[binary]>=3.2",
+        "PyMySQL>=1.1",
+        "redis>=5.0",
+        "pymemcache>=4.0",
+        "pymongo>=4.6",
+        "PyJWT[crypto]>=2.8",  # vmq_jwt
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3", "paho-mqtt>=2.1", "ruff>=0.6", "wsproto>=1.2",

@@ -5,7 +5,10 @@ set -euo pipefail
 # binutils: building and checking the packages in test/packaging.
 # iproute2 (ip, tc, ss): the network namespaces of test/cluster, socket options (ss -tm); nftables: their packet loss
 # where the kernel has no sch_netem. chromium: the status page in a headless browser.
-packages=(mosquitto mosquitto-clients rpm debootstrap binutils iproute2 nftables chromium)
+# postgresql, mariadb-server, redis-server, memcached: the databases of test/diversity (started
+# by the tests on free ports in temp dirs; the services the packages may start are stopped).
+packages=(mosquitto mosquitto-clients rpm debootstrap binutils iproute2 nftables chromium
+          postgresql mariadb-server redis-server memcached)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -19,6 +22,8 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts a mosquitto service on 1883 when it can; the tests use their own ports.
-if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/dev/null; then
-  systemctl stop mosquitto || true
-fi
+for service in mosquitto postgresql mariadb redis-server memcached; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+    systemctl stop "$service" || true
+  fi
+done

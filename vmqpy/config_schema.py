@@ -506,6 +506,120 @@ class BridgeTopicSpec:
     local_prefix: str
     remote_prefix: str
 
+# vmq_diversity's databases, as its vmq_diversity.schema: (name, default port, hash methods (default
+# first) or None, TLS keys, TLS on by default).
+_DIVERSITY_DBS = (
+    ("postgres", "5432", ("crypt", "bcrypt"), True, False),
+    ("cockroachdb", "5432", ("bcrypt", "sha256"), True, True),
+    ("mysql", "3306", ("password", "md5", "sha1", "sha256"), False, False),
+    ("mysql2", "3306", ("sha256", "password", "md5", "sha1"), True, False),
+)
+_AUTH_SCRIPTS = ("postgres", "cockroachdb", "mysql", "mysql2", "mongodb", "redis")
+
+
+def _diversity_tls_keys(db: str, ssl_default: str) -> list[Key]:
+    p = f"vmq_diversity.{db}"
+    return [
+        Key(f"{p}.ssl", FLAG, ssl_default, f"Connect to {db} over TLS."),
+        Key(f"{p}.cafile", PATH, "", "PEM file of the CA certificates trusted for the database's certificate."),
+        Key(f"{p}.certfile", PATH, "", "PEM client certificate presented to the database."),
+        Key(f"{p}.keyfile", PATH, "", "PEM key of the client certificate."),
+        Key(f"{p}.ssl.depth", INT, "3", "Longest certificate chain accepted."),
+        Key(f"{p}.ssl.customize_hostname_check", Enum(("https",)), "https",
+            "Hostname check of the database's certificate (https rules: wildcard certificates match)."),
+        Key(f"{p}.ssl.verify", Enum(("verify_none", "verify_peer")), "verify_peer",
+            "Whether the database's certificate is verified (verify_peer in production)."),
+        Key(f"{p}.ssl.use_system_cas", FLAG, "on", "Also trust the system's CA certificates."),
+    ]
+
+
+def _diversity_sql_keys() -> list[Key]:
+    keys = []
+    for db, port, methods, tls, ssl_on in _DIVERSITY_DBS:
+        p = f"vmq_diversity.{db}"
+        keys += [
+            Key(f"{p}.host", STR, "localhost", f"Host of the {db} server."),
+            Key(f"{p}.port", INT, port, f"Port of the {db} server."),
+            Key(f"{p}.user", STR, "root", f"User on the {db} server."),
+            Key(f"{p}.password", STR, "password", "Password of that user."),
+            Key(f"{p}.database", STR, "vernemq_db", "Database holding vmq_auth_acl."),
+            Key(f"{p}.pool_size", Int(minimum=1), "5", "Connections kept to the server."),
+            Key(f"{p}.password_hash_method", Enum(methods), methods[0],
+                "How passwords are hashed: " + ", ".join(methods) + "."),
+        ]
+        if tls:
+            keys += _diversity_tls_keys(db, "on" if ssl_on else "off")
+    return keys
+
+
+def _diversity_keys() -> list[Key]:
+    p = "vmq_diversity"
+    keys = [
+        Key(f"{p}.script_dir", PATH, "", "Directory whose *.lua scripts are loaded at start; "
+            "require() looks here, then in the scripts shipped with vmqpy (empty: those only)."),
+        Key(f"{p}.keep_state", FLAG, "off", "Keep a script's Lua state (globals) between calls; "
+            "a script's `keep_state` global overrides it."),
+        Key(f"{p}.nr_lua_states", Int(minimum=1), "1", "Lua states per script, each serving one call at "
+            "a time; a script's `num_states` global overrides it."),
+        Key(f"{p}.query_timeout", MS, "5000", "Milliseconds a script waits for a pooled connection and "
+            "its answer before the database counts as unavailable."),
+        Key(f"{p}.$script.file", PATH, None, "A Lua script of your own, loaded after those of script_dir "
+            "(in the order of the names)."),
+    ]
+    for db in _AUTH_SCRIPTS:
+        keys += [
+            Key(f"{p}.auth_{db}.enabled", FLAG, "off", f"Authenticate and authorize against {db} with "
+                f"VerneMQ's auth/{db}.lua."),
+            Key(f"{p}.auth_{db}.script", PATH, "", f"The script of auth_{db} (empty: the shipped "
+                f"auth/{db}.lua)."),
+        ]
+    keys += _diversity_sql_keys()
+    keys += [
+        Key(f"{p}.mongodb.host", STR, "localhost", "Host of the MongoDB server."),
+        Key(f"{p}.mongodb.srv", STR, "", "DNS SRV name of the MongoDB cluster (instead of host and port)."),
+        Key(f"{p}.mongodb.port", INT, "27017", "Port of the MongoDB server."),
+        Key(f"{p}.mongodb.login", STR, None, "User on the MongoDB server."),
+        Key(f"{p}.mongodb.password", STR, None, "Password of that user."),
+        Key(f"{p}.mongodb.auth_source", STR, "admin", "Database the MongoDB user is defined in."),
+        Key(f"{p}.mongodb.database", STR, None, "Database holding vmq_acl_auth."),
+        Key(f"{p}.mongodb.pool_size", Int(minimum=1), "5", "Connections kept to the server."),
+        Key(f"{p}.mongodb.w_mode", Enum(("safe", "unsafe")), "safe",
+            "Write concern: safe waits for the acknowledgement."),
+        Key(f"{p}.mongodb.read_preference",
+            Enum(("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")),
+            "primaryPreferred", "Which members reads go to."),
+        *_diversity_tls_keys("mongodb", "off"),
+        Key(f"{p}.mongodb.ssl.sni", STR, None, "Server name sent in the TLS handshake."),
+        Key(f"{p}.redis.host", STR, "localhost", "Host of the Redis server."),
+        Key(f"{p}.redis.port", INT, "6379", "Port of the Redis server."),
+        Key(f"{p}.redis.password", STR, "", "Password on the Redis server (empty: none)."),
+        Key(f"{p}.redis.user", STR, "", "User on the Redis server (empty: the default user)."),
+        Key(f"{p}.redis.database", INT, "0", "Redis database number."),
+        Key(f"{p}.redis.pool_size", Int(minimum=1), "5", "Connections kept to the server."),
+        Key(f"{p}.memcache.host", STR, "localhost", "Host of the memcached server."),
+        Key(f"{p}.memcache.port", INT, "11211", "Port of the memcached server."),
+    ]
+    return keys
+
+
+def _jwt_keys() -> list[Key]:
+    p = "vmq_jwt"
+    return [
+        Key(f"{p}.algorithms", EnumList(("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256",
+                                         "ES384", "ES512")), "HS256,RS256,ES256",
+            "Signature algorithms accepted; any other (none included) is refused."),
+        Key(f"{p}.secret", STR, None, "Shared secret of HS* tokens."),
+        Key(f"{p}.public_key", PATH, "", "PEM public key of RS*/ES* tokens."),
+        Key(f"{p}.jwks_file", PATH, "", "JWKS file (JSON) of public keys, chosen by the token's kid."),
+        Key(f"{p}.audience", STR, None, "Required aud claim (unset: a token with an aud is refused)."),
+        Key(f"{p}.issuer", STR, None, "Required iss claim (unset: not checked)."),
+        Key(f"{p}.require_exp", FLAG, "on", "Refuse tokens without an exp claim."),
+        Key(f"{p}.leeway", INT, "0", "Seconds of clock skew allowed for exp and nbf."),
+        Key(f"{p}.username_claim", STR, "sub", "Claim that becomes the session's username."),
+        Key(f"{p}.publish_acl_claim", STR, "publish_acl", "Claim listing the publish ACL patterns."),
+        Key(f"{p}.subscribe_acl_claim", STR, "subscribe_acl", "Claim listing the subscribe ACL patterns."),
+    ]
+
 
 def _bridge_keys() -> list[Key]:
     common = (
@@ -866,6 +980,8 @@ KEYS: tuple[Key, ...] = (
     Key("plugins.vmq_acl", FLAG, "on", "File based authorization plugin."),
     Key("plugins.vmq_webhooks", FLAG, "off", "Webhook based plugins."),
     Key("plugins.vmq_bridge", FLAG, "off", "MQTT bridge to other brokers."),
+    Key("plugins.vmq_diversity", FLAG, "off", "Lua scripts; database authentication (docs/diversity.md)."),
+    Key("plugins.vmq_jwt", FLAG, "off", "JWT authentication: the CONNECT password is a token (docs/jwt.md)."),
     Key("plugins.$name", FLAG, None, "Enable (on) or disable (off) the plugin <name>; "
         "its settings are <name>.<setting> lines."),
     Key("plugins.$name.path", PATH, None, "Directory of a plugin that is not shipped with vmqpy."),
@@ -880,6 +996,8 @@ KEYS: tuple[Key, ...] = (
     *_bridge_keys(),
     *_operator_keys(),
     *_ignored_keys(),
+    *_diversity_keys(),
+    *_jwt_keys(),
 )
 
 

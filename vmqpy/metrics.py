@@ -37,6 +37,10 @@ COUNTERS: dict[str, str] = {
     "mqtt_connack_not_authorized_sent":
         "The number of times a client was rejected due to insufficient authorization.",
     "mqtt_publish_received": "The number of PUBLISH packets received.",
+    "diversity_db_errors": "vmq_diversity database calls that failed: unreachable, broken or too slow.",
+    "diversity_db_outages": "Times a vmq_diversity database went from available to unavailable.",
+    "jwt_token_expired": "CONNECTs refused by vmq_jwt because the token had expired (or was not yet valid).",
+    "jwt_token_invalid": "CONNECTs refused by vmq_jwt: a forged, malformed or wrong-audience/issuer token.",
     "mqtt_publish_sent": "The number of PUBLISH packets sent.",
     "mqtt_publish_auth_error": "The number of unauthorized publish attempts.",
     "mqtt_puback_received": "The number of PUBACK packets received.",

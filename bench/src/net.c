@@ -175,7 +175,9 @@ static void on_tcp_connected(struct conn *c)
         return;
     }
     c->state = S_CONNACK;
-    c->out.len += mqtt_connect(reserve(&c->out, 640), R.cfg.proto, id, (uint16_t)R.cfg.keepalive, clean,
+    /* room for a long password too (a JWT) */
+    size_t room = 640 + (R.cfg.username ? strlen(R.cfg.username) : 0) + (pass ? strlen(pass) : 0);
+    c->out.len += mqtt_connect(reserve(&c->out, room), R.cfg.proto, id, (uint16_t)R.cfg.keepalive, clean,
                                R.cfg.username, pass);
     flush(c);
 }

@@ -80,6 +80,7 @@ GROUPS = {
     "retain": "Show and filter MQTT retained messages",
     "webhooks": "Manage webhooks",
     "bridge": "Manage MQTT bridges",
+    "script": "Manage lua scripts",
     "set": "Set a runtime config value (set KEY=VALUE)",
     "show": "Show config values (show KEY ...)",
 }

@@ -1,4 +1,5 @@
-"""`vmq-admin plugin ...`, `vmq-admin webhooks ...` and `vmq-admin bridge show`: plugins at runtime.
+"""`vmq-admin plugin ...`, `vmq-admin webhooks ...`, `vmq-admin bridge show` and `vmq-admin script ...`:
+plugins managed at runtime.
 
 Registered on the command tree of vmqpy/admin/commands.py (imported at its end);
 each docstring is the command's `--help` text.
@@ -140,3 +141,48 @@ def bridge_show(node: Node, args: Args) -> Result:
     from vmqpy.plugins.vmq_bridge.plugin import SHOW_COLUMNS
 
     return True, Table(plugin.show(), SHOW_COLUMNS)
+
+
+DIVERSITY = "vmq_diversity"
+_NO_DIVERSITY = (False, "Error: the vmq_diversity plugin is not enabled "
+                        "(vmq-admin plugin enable --name=vmq_diversity)")
+
+
+@command("script", "show")
+def script_show(node: Node, args: Args) -> Result:
+    """Show the loaded Lua scripts of vmq_diversity: their Lua states and hooks."""
+    plugin = node.plugins.instance(DIVERSITY)
+    if plugin is None:
+        return _NO_DIVERSITY
+    return True, Table(plugin.show(), ["script", "states", "keep_state", "hooks"])
+
+
+def _script_command(node: Node, args: Args, action: str, done: str) -> Result:
+    plugin = node.plugins.instance(DIVERSITY)
+    if plugin is None:
+        return _NO_DIVERSITY
+    if not args.get("path"):
+        return _usage_error(f"script {action} path=FILE")
+    try:
+        getattr(plugin, f"{action}_script")(args["path"])
+    except ValueError as e:  # ScriptError too: a script that does not load
+        return False, f"Can't {action} script! {e}"
+    return True, done
+
+
+@command("script", "load")
+def script_load(node: Node, args: Args) -> Result:
+    """Load a Lua script file: path=FILE"""
+    return _script_command(node, args, "load", "Script successfully loaded!")
+
+
+@command("script", "reload")
+def script_reload(node: Node, args: Args) -> Result:
+    """Reload a Lua script file: path=FILE"""
+    return _script_command(node, args, "reload", "Script successfully reloaded!")
+
+
+@command("script", "unload")
+def script_unload(node: Node, args: Args) -> Result:
+    """Unload a Lua script file: path=FILE"""
+    return _script_command(node, args, "unload", "Script successfully unloaded!")

@@ -172,6 +172,8 @@ def _auth_register(s: Session, p: P.Connect, props: dict) -> bool:
         return True
     if res == "error" and val in ("invalid_credentials", "bad_username_or_password"):
         s.refuse(p.proto_level, R.BAD_USERNAME_OR_PASSWORD, "invalid credentials")
+    elif res == "error" and val == "server_unavailable":  # e.g. vmq_diversity's database is down
+        s.refuse(p.proto_level, R.SERVER_UNAVAILABLE, "server unavailable")
     else:
         s.refuse(p.proto_level, R.NOT_AUTHORIZED, f"not authorized ({val or 'no hook answered'})")
     return False

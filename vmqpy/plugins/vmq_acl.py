@@ -48,20 +48,20 @@ class Acl:
                subscriber_id: tuple[str, str], wildcards: bool) -> bool:
         """Whether `topic` (a filter if `wildcards`, else a literal name) is covered."""
         words = topic.split("/")
-        if any(_covers(rule, words, wildcards) for rule in self.everyone[access]):
+        if any(covers(rule, words, wildcards) for rule in self.everyone[access]):
             return True
         if username is not None and any(
-                _covers(rule, words, wildcards) for rule in self.users.get((access, username), ())):
+                covers(rule, words, wildcards) for rule in self.users.get((access, username), ())):
             return True
         mountpoint, client_id = subscriber_id
         for pattern in self.patterns[access]:
-            rule = _substitute(pattern, username, client_id, mountpoint)
-            if rule is not None and _covers(rule, words, wildcards):
+            rule = substitute(pattern, username, client_id, mountpoint)
+            if rule is not None and covers(rule, words, wildcards):
                 return True
         return False
 
 
-def _covers(rule: Words, words: list[str], wildcards: bool) -> bool:
+def covers(rule: Words, words: list[str], wildcards: bool) -> bool:
     """Whether ACL topic `rule` covers every topic that `words` can name.
 
     With `wildcards` (a subscription filter) '+' and '#' in `words` are
@@ -78,7 +78,7 @@ def _covers(rule: Words, words: list[str], wildcards: bool) -> bool:
     return len(rule) == len(words)
 
 
-def _substitute(pattern: Words, username: str | None, client_id: str, mountpoint: str) -> Words | None:
+def substitute(pattern: Words, username: str | None, client_id: str, mountpoint: str) -> Words | None:
     """The pattern with %u/%c/%m filled in, None if a value could widen access."""
     out = []
     for level, word in enumerate(pattern):

@@ -88,18 +88,22 @@ class EndpointPool:
 
     def post(self, body: bytes, headers: dict[str, str], timeout: float) -> Response:
         """POST `body`; the whole exchange, waiting for a free slot included, takes at most `timeout` s."""
+        return self.request("POST", body, headers, timeout)
+
+    def request(self, method: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+        """`method` with `body` (vmq_diversity's Lua `http` module uses this client too)."""
         deadline = gevent.Timeout(timeout)
         deadline.start()
         try:
             with self._slots:
                 conn, reused = self._checkout(timeout)
                 try:
-                    resp, will_close = self._exchange(conn, body, headers)
+                    resp, will_close = self._exchange(conn, method, body, headers)
                 except _STALE:
                     if not reused:
                         raise
                     conn = self._connect(timeout)
-                    resp, will_close = self._exchange(conn, body, headers)
+                    resp, will_close = self._exchange(conn, method, body, headers)
                 if will_close:
                     conn.close()
                 else:
@@ -137,13 +141,42 @@ class EndpointPool:
         conn._create_connection = gevent.socket.create_connection
         return conn
 
-    def _exchange(self, conn: http.client.HTTPConnection, body: bytes,
+    def _exchange(self, conn: http.client.HTTPConnection, method: str, body: bytes,
                   headers: dict[str, str]) -> tuple[Response, bool]:
         try:
-            conn.request("POST", self._path, body=body, headers=headers)
+            conn.request(method, self._path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
         except BaseException:
             conn.close()  # a half-used connection is never pooled
             raise
         return Response(resp.status, resp.headers, data), resp.will_close
+
+
+class SharedPools:
+    """The node's pools by URL, one HTTP client for vmq_webhooks and vmq_diversity's Lua `http` module.
+
+    Whoever asks first for a URL sets its pool's size and idle timeout; the pool closes when
+    the last user releases it.
+    """
+
+    def __init__(self) -> None:
+        self._pools: dict[str, EndpointPool] = {}
+        self._users: dict[str, int] = {}
+
+    def acquire(self, url: str, max_connections: int, idle_timeout: float,
+                tls: ssl.SSLContext | None = None) -> EndpointPool:
+        pool = self._pools.get(url)
+        if pool is None:
+            pool = self._pools[url] = EndpointPool(url, max_connections, idle_timeout, tls)
+        self._users[url] = self._users.get(url, 0) + 1
+        return pool
+
+    def release(self, url: str) -> None:
+        self._users[url] -= 1
+        if not self._users[url]:
+            del self._users[url]
+            self._pools.pop(url).close()
+
+
+POOLS = SharedPools()

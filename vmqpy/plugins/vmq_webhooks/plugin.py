@@ -11,7 +11,7 @@ from vmqpy.plugins.vmq_webhooks import codec
 from vmqpy.plugins.vmq_webhooks.cache import AuthCache
 from vmqpy.plugins.vmq_webhooks.codec import EndpointOpts
 from vmqpy.plugins.vmq_webhooks.events import EventQueue, ThrottledLog
-from vmqpy.plugins.vmq_webhooks.http import EndpointPool, WebhookFailure, tls_context
+from vmqpy.plugins.vmq_webhooks.http import POOLS, EndpointPool, WebhookFailure, tls_context
 from vmqpy.plugins.vmq_webhooks.settings import check_hook, cli_opts
 
 OWNER = "vmq_webhooks"
@@ -51,7 +51,7 @@ class WebhooksPlugin:
         if any(ep == endpoint for ep, _ in chain):
             raise ValueError("already_registered")
         if endpoint not in self._pools:
-            self._pools[endpoint] = EndpointPool(
+            self._pools[endpoint] = POOLS.acquire(
                 endpoint, int(self._settings.get("pool_max_connections", 100)),
                 int(self._settings.get("pool_timeout", 60000)) / 1000,
                 self._tls_context() if endpoint.startswith("https:") else None)
@@ -70,7 +70,8 @@ class WebhooksPlugin:
             del self._endpoints[hook]
             self._hooks.unregister(owner(hook))
         if not any(ep == endpoint for eps in self._endpoints.values() for ep, _ in eps):
-            self._pools.pop(endpoint).close()
+            self._pools.pop(endpoint)
+            POOLS.release(endpoint)
 
     def show(self) -> list[dict[str, Any]]:
         """Rows of `webhooks show`."""
@@ -95,8 +96,8 @@ class WebhooksPlugin:
             self._hooks.unregister(owner(hook))
         self._endpoints.clear()
         self.events.stop()
-        for pool in self._pools.values():
-            pool.close()
+        for endpoint in self._pools:
+            POOLS.release(endpoint)
         self._pools.clear()
 
     # -- hook functions
