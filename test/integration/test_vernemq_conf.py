@@ -27,6 +27,8 @@ PATTERNS = [(re.compile(re.sub(r"\\\$\w+", r"[\\w-]+", re.escape(k))), row) for 
 REFUSED = {
     "listener.ssl.psk_support": "TLS-PSK: Python 3.11's ssl module has none",
     "listener.ssl.ciphers": "PSK cipher suites (only with TLS-PSK)",
+    "vmq_bridge.tcp.br0.topic.2": "'$SYS/* in remote' has one prefix: VerneMQ's own schema refuses it too",
+    "vmq_bridge.ssl.br0": "a bridge without topic.N lines: it would carry nothing, vmqpy refuses it",
 }
 EXAMPLE_PLUGIN = re.compile(r"plugins\.myplugin(\..*)?")  # the docs' placeholder of a plugin of your own
 
@@ -52,8 +54,9 @@ def runnable(conf: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     for key, value in conf.items():
         row = vernemq_row(key)
         plugin = key.split(".")[1] if key.startswith("plugins.") else None
-        if key in REFUSED:
-            left[key] = REFUSED[key]
+        refused = next((REFUSED[k] for k in REFUSED if key == k or key.startswith(k + ".")), None)
+        if refused:
+            left[key] = refused
         elif EXAMPLE_PLUGIN.fullmatch(key):
             left[key] = "the docs' placeholder plugin"
         elif (row and classify(row) == "pending") or (plugin in PENDING_APPS and value == "on") or (

@@ -57,7 +57,8 @@ def _other_nodes(node: Node) -> dict[str, dict[str, Any]]:
 
 
 def _listener(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("type", "status", "ip", "port", "mountpoint", "max_conns")}
+    """As VerneMQ's status.json has a listener (`ip` where listener show says `address`)."""
+    return {"ip": row["address"], **{k: row[k] for k in ("type", "status", "port", "mountpoint", "max_conns")}}
 
 
 def _vernemq_fields(row: dict[str, Any], members: dict[str, bool], listeners: list) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -70,13 +70,26 @@ class Request:
     password: str | None = None
 
 
+@dataclass(frozen=True)
+class _NoListener:
+    """Node.anonymous_allowed asks a publisher's listener for allow_anonymous_override: none here."""
+
+    opts: dict = field(default_factory=dict)
+
+
+_NO_LISTENER = _NoListener()
+
+
 @dataclass
 class _Client:
     """What the auth hooks and Node.authorize_publish read of a publisher."""
 
     sid: tuple[str, str]
     username: str | None
+    counters: dict[str, int]  # the node's, as an MQTT 3.1.1 session counts
     proto_level: int = 4
+    authz_plugins: tuple = ()  # every plugin decides, as on a listener without authz_plugins
+    listener: Any = _NO_LISTENER
 
 
 def handle(node: Node, listener: str, environ: dict) -> tuple[int, str]:
@@ -196,7 +209,7 @@ def publish(node: Node, listener: str, req: Request, peer: tuple[str, int]) -> N
         req.user = setting(node, listener, "mqtt_auth.user")
         req.password = setting(node, listener, "mqtt_auth.password")
         req.client_id = setting(node, listener, "mqtt_auth.client_id")
-    client = _Client((mountpoint, req.client_id or ""), req.user)
+    client = _Client((mountpoint, req.client_id or ""), req.user, node.metrics.counters)
     msg = Msg(topic, req.payload, qos, retain, {"user_property": props} if props else None, mountpoint)
     limit = node.config["max_message_size"]
     if not node.config["allow_anonymous"]:
