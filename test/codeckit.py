@@ -11,6 +11,7 @@ A stream that decodes is also encoded again and must decode to the same packets.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -96,8 +97,8 @@ def decode(r: Recipe, pieces: list[bytes], scan: Callable | None) -> Outcome:
         error = (type(e).__name__, str(e))
     finally:
         codec._scan = saved
-    return Outcome(tuple((p, getattr(p, "frame", None)) for p in packets), error, 0 if error else sum(map(len, dec._rest)),
-                   dec.version)
+    buffered = 0 if error else sum(map(len, dec._rest))
+    return Outcome(tuple((p, getattr(p, "frame", None)) for p in packets), error, buffered, dec.version)
 
 
 def _same_end(a: Outcome, b: Outcome) -> bool:
@@ -169,4 +170,25 @@ def seeds() -> list[bytes]:
         back = [encode(p, version) for p in server]
         out.append(recipe_bytes(b"".join(back), version, server=False, cut=5))
         out += [recipe_bytes(f, version, server=False, cut=len(f) // 2) for f in back]
+    return out
+
+
+def mutants(rnd: random.Random, count: int) -> list[bytes]:
+    """`count` seeds with a few random byte edits each: mostly broken, some still valid."""
+    pool = seeds()
+    out = []
+    for _ in range(count):
+        data = bytearray(rnd.choice(pool))
+        for _ in range(rnd.randrange(1, 4)):
+            at = rnd.randrange(2, len(data)) if len(data) > 2 else len(data)
+            edit = rnd.randrange(4)
+            if edit == 0 and at < len(data):
+                data[at] = rnd.randrange(256)
+            elif edit == 1 and at < len(data):
+                data[at] ^= 1 << rnd.randrange(8)
+            elif edit == 2:
+                del data[at:at + rnd.randrange(1, 4)]
+            else:
+                data[at:at] = rnd.randbytes(rnd.randrange(1, 4))
+        out.append(bytes(data))
     return out
