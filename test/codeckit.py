@@ -170,6 +170,20 @@ def seeds() -> list[bytes]:
         back = [encode(p, version) for p in server]
         out.append(recipe_bytes(b"".join(back), version, server=False, cut=5))
         out += [recipe_bytes(f, version, server=False, cut=len(f) // 2) for f in back]
+        # A valid PUBLISH caches its topic; what follows reaches each place the compiled loop hands back.
+        cached = encode(Publish("a/b", b"x"), version)
+        props = b"\x00" if version == MQTT5 else b""
+        out += [recipe_bytes(cached + bytes((b0, len(body))) + body, version, limit=limit) for b0, body, limit in (
+            (0x32, b"\x00\x03a/b\x00\x00" + props, 0),     # QoS 1, packet id 0
+            (0x32, b"\x00\x03a/b\x00", 0),                  # ends inside the packet id
+            (0x30, b"\x00\x03a/b", 0),                       # (v5: no property length)
+            (0x30, b"\x00\x03a/b\x03\x23\x00\x01", 0),   # (v5: a topic alias property)
+            (0x36, b"\x00\x03a/b\x00\x01" + props, 0),     # QoS 3
+            (0x38, b"\x00\x03a/b" + props, 0),               # DUP on QoS 0
+            (0x40, b"\x00\x00", 0),                          # PUBACK with packet id 0
+            (0x30, b"\x00\x03a/b" + props + bytes(80), 64),  # beyond the max packet size
+        )]
+        out.append(recipe_bytes(cached + b"\x30\xff\xff\xff\xff\x7f", version))  # 5-byte remaining length
     return out
 
 
