@@ -73,6 +73,9 @@ def recipe_bytes(stream: bytes, version: int = 5, server: bool = True, prefix: b
     return bytes((control, cut & 0xFF)) + stream
 
 
+_PREFIX = {v: encode(Connect("fuzz", v, "MQIsdp" if v == 3 else "MQTT"), v) for v in (3, 4, 5)}
+
+
 @dataclass(frozen=True)
 class Outcome:
     packets: tuple  # (packet, frame) pairs: frame is compare=False on Publish, but must match too
@@ -90,7 +93,7 @@ def decode(r: Recipe, pieces: list[bytes], scan: Callable | None) -> Outcome:
     try:
         dec = Decoder(max_packet_size=r.limit) if r.server else Decoder(r.version, r.limit, server=False)
         if r.server and r.prefix:
-            packets += dec.feed(encode(Connect("fuzz", r.version), r.version))
+            packets += dec.feed(_PREFIX[r.version])
         for piece in pieces:
             packets += dec.feed(piece)
     except MQTTError as e:
