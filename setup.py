@@ -45,7 +45,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3", "paho-mqtt>=2.1", "ruff>=0.6", "wsproto>=1.2",
-                 "hypothesis>=6"],
+                 "hypothesis>=6",
+                 "atheris>=2.3"],  # bench/fuzz and its short run in the suite (test/unit/test_codec_fuzz.py)
     },
     entry_points={
         "console_scripts": [

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import random
 import socket
 
+import codeckit
 import pytest
 from clients import Paho, Raw
 
 from vmqpy.mqtt import packets as P
 from vmqpy.mqtt import reasons as R
+from vmqpy.mqtt.codec import encode
 
 
 def _v5_connected(port: int, cid: str) -> Raw:
@@ -101,3 +104,112 @@ def test_burst_of_malformed_connections_leaves_good_client_unaffected(broker, ci
     assert payloads == [f"during-{i}".encode() for i in range(0, 100, 10)] + [b"after"]
     assert broker.ping()
     assert "reason 0x" in broker.log_text()
+
+
+# --- SUBSCRIBE / UNSUBSCRIBE whose properties or payload do not fit the packet ------------------------------
+
+def _frame(b0: int, body: bytes) -> bytes:
+    assert len(body) < 128
+    return bytes((b0, len(body))) + body
+
+
+_PID = b"\x00\x01"
+# (what is wrong, SUBSCRIBE body, UNSUBSCRIBE body): each a Malformed Packet in v5 (spec 1.5.5, 2.2.2, 3.8.3).
+_OVERRUNS = [
+    ("property length beyond the remaining length", _PID + b"\x7f", _PID + b"\x7f"),
+    ("properties overrun the first filter", _PID + b"\x05\x00\x01a\x00", _PID + b"\x05\x00\x01a"),
+    ("property value cut by the property length", _PID + b"\x02\x26\x00\x00\x01a\x00", _PID + b"\x02\x26\x00\x00\x01a"),
+    ("subscription identifier cut", _PID + b"\x02\x0b\xff\x00\x01a\x00", None),
+    ("no property length", _PID, _PID),
+    ("topic filter length past the end", _PID + b"\x00\x00\x09ab", _PID + b"\x00\x00\x09ab"),
+    ("second topic filter cut", _PID + b"\x00\x00\x01a\x01\x00\x05b", _PID + b"\x00\x00\x01a\x00\x05b"),
+    ("missing subscription options", _PID + b"\x00\x00\x01a", None),
+    ("missing options of the second filter", _PID + b"\x00\x00\x01a\x01\x00\x01b", None),
+    ("topic filter length cut in half", _PID + b"\x00\x00", _PID + b"\x00\x00"),
+]
+_SHAPES = [pytest.param(0x82, sub, id=f"SUBSCRIBE {why}") for why, sub, _ in _OVERRUNS] + [
+    pytest.param(0xA2, unsub, id=f"UNSUBSCRIBE {why}") for why, _, unsub in _OVERRUNS if unsub is not None]
+
+
+def _no_traceback(node) -> None:
+    text = node.log_text()
+    assert "Traceback" not in text and "internal error" not in text, text[-3000:]
+
+
+@pytest.mark.parametrize("b0, body", _SHAPES)
+def test_v5_overrun_subscribe_and_unsubscribe_are_malformed(broker, cid, b0, body):
+    raw = _v5_connected(broker.port, cid)
+    raw.send(_frame(b0, body))
+    assert raw.closed_by_broker()
+    assert [type(p) for p in raw.inbox] == [P.Disconnect], raw.inbox  # no SUBACK / UNSUBACK first
+    assert raw.inbox[0].reason_code == R.MALFORMED_PACKET
+    _no_traceback(broker)
+
+
+@pytest.mark.parametrize("b0", [0x82, 0xA2], ids=["SUBSCRIBE", "UNSUBSCRIBE"])
+def test_v5_subscribe_and_unsubscribe_without_payload_are_protocol_errors(broker, cid, b0):
+    """No filter at all is well formed but forbidden: a Protocol Error (spec 3.8.3-2, 3.10.3-2)."""
+    raw = _v5_connected(broker.port, cid)
+    raw.send(_frame(b0, _PID + b"\x00"))
+    assert raw.closed_by_broker()
+    assert [(type(p), p.reason_code) for p in raw.inbox] == [(P.Disconnect, R.PROTOCOL_ERROR)]
+    _no_traceback(broker)
+
+
+@pytest.mark.parametrize("b0, body", [
+    (0x82, _PID + b"\x00\x09ab"), (0x82, _PID + b"\x00\x01a"), (0x82, _PID), (0xA2, _PID + b"\x00\x09ab"),
+], ids=["SUBSCRIBE filter past the end", "SUBSCRIBE no QoS byte", "SUBSCRIBE empty", "UNSUBSCRIBE filter cut"])
+def test_v311_overrun_subscribe_and_unsubscribe_close(broker, cid, b0, body):
+    raw = Raw(broker.port)
+    raw.connect(cid)
+    raw.send(_frame(b0, body))
+    assert raw.closed_by_broker()
+    assert raw.inbox == []
+    _no_traceback(broker)
+
+
+def _until_pong_or_close(raw: Raw) -> tuple[bool, list]:
+    """(whether the node answered the PINGREQ sent last or closed the connection, what came before)."""
+    got = []
+    try:
+        while (p := raw.recv()) is not None:
+            if isinstance(p, P.Pingresp):
+                return True, got
+            got.append(p)
+    except ConnectionResetError:
+        pass
+    return False, got
+
+
+def test_mutated_packets_get_the_specs_answer_and_no_traceback(make_broker):
+    """Valid packets of every type with random byte edits (test/codeckit.py, as bench/fuzz starts
+    from), each sent on its own connection, after a CONNECT or as its first bytes, and followed
+    by a PINGREQ: whatever the decoder refuses closes the connection (v5: DISCONNECT, or CONNACK
+    before CONNECT is done, with an error reason code first), what it accepts is answered or
+    refused by the broker, and nothing reaches the log as a traceback."""
+    node = make_broker()
+    rnd = random.Random(15)
+    tried = refused = 0
+    for k, data in enumerate(codeckit.mutants(rnd, 2000)):
+        r = codeckit.Recipe.parse(data)
+        outcome = codeckit.check(data)
+        if not r.server or r.limit or outcome.buffered:  # a frame still incomplete: the node waits for it
+            continue
+        error = outcome.error
+        version = r.version if r.prefix else outcome.version or 4
+        raw = Raw(node.port, version=version)
+        if r.prefix:
+            assert raw.connect(f"mut-{k}").reason_code == 0
+        raw.send(r.stream + encode(P.Pingreq(), version))
+        answered, got = _until_pong_or_close(raw)
+        raw.close()
+        tried += 1
+        if error is not None:
+            refused += 1
+            assert not answered, (data, error)
+            if version == 5 and (r.prefix or error[0] != "UnsupportedProtocolVersion"):
+                assert isinstance(got[-1], P.Disconnect | P.Connack) and got[-1].reason_code >= 0x80, \
+                    (data, error, got)
+    assert tried > 500 and refused > 200, (tried, refused)
+    assert node.ping()
+    _no_traceback(node)

@@ -294,7 +294,8 @@ class Decoder:
                 return []
             buf = b"".join(self._rest)
             self._rest = []
-        elif len(data) == 4 and data[1] == 2 and self._ready and data[0] in _SHORT_ACKS and (data[2] or data[3]):
+        elif len(data) == 4 and data[1] == 2 and self._ready and data[0] in _SHORT_ACKS and (data[2] or data[3]) \
+                and not 0 < self.max_packet_size < 4:
             # Exactly one success ack (PUBACK...): what a subscriber sends for every QoS 1/2 message.
             return [_SHORT_ACKS[data[0]](data[2] << 8 | data[3])]
         else:
