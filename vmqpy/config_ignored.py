@@ -14,6 +14,7 @@ _OTP_LOG = "Erlang crash and SASL reports do not exist in vmqpy"
 _SOCKET = "Erlang socket and process-mailbox tuning"
 _REG = "VerneMQ's pluggable registry views and sharded fanout: vmqpy has one subscription trie"
 _CLUSTER = "Erlang cluster-channel tuning: vmqpy's links buffer by outgoing_clustering_buffer_size"
+_BCRYPT = "how Erlang runs bcrypt (port or NIF pools): vmqpy hashes in gevent's thread pool"
 _IMPL = "picks an Erlang implementation: vmqpy has one (replicated metadata, RocksDB store)"
 _HTTP_MOD = "Cowboy dispatch module of an HTTP listener"
 _NO_MOUNT = "cluster links carry no MQTT clients, so a mountpoint means nothing there"
@@ -47,6 +48,12 @@ IGNORED: tuple[tuple[str, str, str | None, str], ...] = (
     ("wait_for_proc", "text", "vmq_server_sup", "Erlang process the plugin system waits for"),
     ("default_schema_dir", "text", "off", "directory of Erlang plugin schemas"),
     ("vmq_webhooks.clique_lead_line", "text", None, "help text of VerneMQ's CLI"),
+    ("vmq_diversity.clique_lead_line", "text", None, "help text of VerneMQ's CLI"),
+    # vmq_bcrypt: how Erlang runs bcrypt; vmqpy hashes in gevent's thread pool
+    ("vmq_bcrypt.pool_size", "text", "1", _BCRYPT),
+    ("vmq_bcrypt.nif_pool_size", "text", "4", _BCRYPT),
+    ("vmq_bcrypt.nif_pool_max_overflow", "int", "10", _BCRYPT),
+    ("vmq_bcrypt.mechanism", "text", "port", _BCRYPT),
     ("vmq_bridge.clique_lead_line", "text", None, "help text of VerneMQ's CLI"),
     # files/vmq.schema: Erlang logger parts
     ("log.crash", "flag", "off", _OTP_LOG),

@@ -574,6 +574,8 @@ def _diversity_keys() -> list[Key]:
                 f"auth/{db}.lua)."),
         ]
     keys += _diversity_sql_keys()
+    keys.append(Key("vmq_bcrypt.default_log_rounds", Int(minimum=4, maximum=31), "12",
+                    "Cost of the bcrypt salts the Lua bcrypt module makes (bcrypt.gen_salt)."))
     keys += [
         Key(f"{p}.mongodb.host", STR, "localhost", "Host of the MongoDB server."),
         Key(f"{p}.mongodb.srv", STR, "", "DNS SRV name of the MongoDB cluster (instead of host and port)."),

@@ -94,3 +94,19 @@ hooks = {{on_register = on_register}}
             node.cleanup()
     assert got[0]["hook"] == "auth_on_register" and got[1]["body"] == "from lua c-http"
     assert got[0]["peer_port"] == got[1]["peer_port"]  # one connection, kept alive, for both
+
+
+def test_bcrypt_salts_have_vmq_bcrypt_default_log_rounds(tmp_path):
+    """A script's bcrypt.gen_salt() makes salts of the configured cost: the client whose password is
+    that salt's cost gets in."""
+    path = tmp_path / "salt.lua"
+    path.write_text('function auth_on_register(reg)\n'
+                    '    return string.sub(bcrypt.gen_salt(), 1, 7) == "$2b$" .. reg.password .. "$"\n'
+                    'end\nhooks = {auth_on_register = auth_on_register}\n')
+    node = Broker(tmp_path / "node", {**conf(path), "vmq_bcrypt.default_log_rounds": "5"}).start()
+    try:
+        assert connack(node.port, V3, "c1", "u", "05") == 0
+        assert connack(node.port, V3, "c1", "u", "12") == BAD_CREDENTIALS[V3]
+    finally:
+        node.stop()
+        node.cleanup()

@@ -83,18 +83,24 @@ def test_with_vmq_acl_off_no_acl_file_is_needed(tmp_path):
     assert out.returncode == 0, out.stderr
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_plugin_that_does_not_load_gives_one_line_and_no_open_port(tmp_path, workers):
-    node = Broker(tmp_path, {"plugins.nosuch": "on", "nr_of_workers": workers})
+def fails_with_one_line(node: Broker, needle: str, expected: str) -> None:
+    """The node started from `node`'s config exits 1 with one error line holding `expected`, no
+    traceback, and no connection ever accepted on its MQTT port."""
     node.write_conf()
     with PortWatch(node.port) as watch:
         out = run("--config", str(node.conf_path), "console", timeout=60)
     node.cleanup()
     assert out.returncode == 1
-    errors = said(out, "nosuch")
-    assert len(errors) == 1 and "plugins.nosuch" in errors[0], out.stderr
+    errors = said(out, needle)
+    assert len(errors) == 1 and expected in errors[0], out.stderr
     assert "Traceback" not in out.stderr + out.stdout
     assert watch.accepted == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_plugin_that_does_not_load_gives_one_line_and_no_open_port(tmp_path, workers):
+    fails_with_one_line(Broker(tmp_path, {"plugins.nosuch": "on", "nr_of_workers": workers}),
+                        "nosuch", "plugins.nosuch")
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -102,17 +108,9 @@ def test_a_plugin_that_fails_in_its_start_gives_one_line_and_no_open_port(tmp_pa
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "broken.py").write_text("def start(settings, ctx):\n    raise RuntimeError('no backend here')\n")
-    node = Broker(tmp_path / "node", {"plugins.broken": "on", "plugins.broken.path": str(plugins),
-                                      "nr_of_workers": workers})
-    node.write_conf()
-    with PortWatch(node.port) as watch:
-        out = run("--config", str(node.conf_path), "console", timeout=60)
-    node.cleanup()
-    assert out.returncode == 1
-    errors = said(out, "no backend here")
-    assert len(errors) == 1 and "failed to start" in errors[0], out.stderr
-    assert "Traceback" not in out.stderr + out.stdout
-    assert watch.accepted == 0
+    fails_with_one_line(Broker(tmp_path / "node", {"plugins.broken": "on", "plugins.broken.path": str(plugins),
+                                                   "nr_of_workers": workers}),
+                        "no backend here", "failed to start")
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

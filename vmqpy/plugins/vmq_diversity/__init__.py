@@ -40,8 +40,9 @@ def script_paths(settings: dict[str, Any]) -> list[str]:
 class Modules:
     """Builds the Lua modules of one state; pools, kv tables and the cache are shared by all."""
 
-    def __init__(self, settings: dict[str, Any], cache: AuthCache, health: Health) -> None:
+    def __init__(self, settings: dict[str, Any], cache: AuthCache, health: Health, bcrypt_rounds: int = 12) -> None:
         timeout = settings.get("query_timeout", 5000) / 1000
+        self.bcrypt_rounds = bcrypt_rounds  # vmq_bcrypt.default_log_rounds
         self.pools = Pools(settings, health, timeout)
         self.kv = lualib.KV()
         self.http = lualib.Http(timeout)
@@ -59,7 +60,7 @@ class Modules:
             "mongodb": mongodb_module(p, rt),
             "http": self.http.module(rt),
             "json": lualib.json_module(rt),
-            "bcrypt": lualib.bcrypt_module(rt),
+            "bcrypt": lualib.bcrypt_module(rt, self.bcrypt_rounds),
             "obf": lualib.obf_module(rt),
             "log": lualib.log_module(rt),
             "crypto": lualib.crypto_module(rt),
@@ -70,7 +71,9 @@ class Modules:
 
 def start(settings: dict[str, Any], ctx: Any) -> DiversityPlugin:
     cache = AuthCache()
-    modules = Modules(settings, cache, Health(getattr(ctx, "metrics", None)))
+    config = getattr(ctx, "config", None)
+    rounds = config["vmq_bcrypt.default_log_rounds"] if config is not None else 12
+    modules = Modules(settings, cache, Health(getattr(ctx, "metrics", None)), rounds)
     search = [d for d in (settings.get("script_dir"), SHIPPED_DIR) if d]
 
     def load(path: str) -> Script:

@@ -51,6 +51,17 @@ class Pools:
             pool.close()
         self._pools.clear()
 
+    def opener(self, db: str, connect: Callable[[dict[str, Any]], Any]) -> Callable[[Any], bool]:
+        """A module's ensure_pool(config): the pool of `db` (the script's config over its settings),
+        each connection made by connect(options)."""
+        def ensure_pool(config: Any) -> bool:
+            pool_id, opts = self.options(db, config)
+            self.ensure(pool_id, lambda: Pool(pool_id, lambda: connect(opts), int(opts["pool_size"]),
+                                              self.timeout, self.health))
+            return True
+
+        return ensure_pool
+
     def options(self, db: str, config: Any) -> tuple[str, dict[str, Any]]:
         """(pool_id, options): the db's settings overridden by the script's config table."""
         opts = family(self.settings, db)
@@ -106,11 +117,7 @@ def postgres_module(pools: Pools, db: str, rt: Any) -> dict[str, Any]:
                 params.update(sslcert=opts["certfile"], sslkey=opts.get("keyfile") or "")
         return psycopg.connect(**params)
 
-    def ensure_pool(config: Any) -> bool:
-        pool_id, opts = pools.options(db, config)
-        pools.ensure(pool_id, lambda: Pool(pool_id, lambda: connect(opts), int(opts["pool_size"]),
-                                           pools.timeout, pools.health))
-        return True
+    ensure_pool = pools.opener(db, connect)
 
     def execute(pool_id: Any, sql: Any, *args: Any) -> Any:
         def run(conn: Any) -> Any:
@@ -156,11 +163,7 @@ def mysql_module(pools: Pools, db: str, rt: Any) -> dict[str, Any]:
                                password=opts["password"], database=opts["database"], autocommit=True,
                                connect_timeout=pools.timeout, charset="utf8mb4", ssl=tls)
 
-    def ensure_pool(config: Any) -> bool:
-        pool_id, opts = pools.options(db, config)
-        pools.ensure(pool_id, lambda: Pool(pool_id, lambda: connect(opts), int(opts["pool_size"]),
-                                           pools.timeout, pools.health))
-        return True
+    ensure_pool = pools.opener(db, connect)
 
     def execute(pool_id: Any, sql: Any, *args: Any) -> Any:
         def run(conn: Any) -> Any:
@@ -193,11 +196,7 @@ def redis_module(pools: Pools, rt: Any) -> dict[str, Any]:
         client.response_callbacks.clear()  # the server's replies as they are, like VerneMQ's eredis
         return client
 
-    def ensure_pool(config: Any) -> bool:
-        pool_id, opts = pools.options("redis", config)
-        pools.ensure(pool_id, lambda: Pool(pool_id, lambda: connect(opts), int(opts["pool_size"]),
-                                           pools.timeout, pools.health))
-        return True
+    ensure_pool = pools.opener("redis", connect)
 
     def cmd(pool_id: Any, command: Any, *args: Any) -> Any:
         # As VerneMQ: the command text is split on spaces, table arguments are flattened.

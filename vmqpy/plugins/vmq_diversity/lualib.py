@@ -22,9 +22,6 @@ from vmqpy.plugins.vmq_webhooks.http import POOLS, EndpointPool, WebhookFailure
 
 log = logging.getLogger("vmqpy.plugins.vmq_diversity.lua")
 
-BCRYPT_ROUNDS = 12  # vmq_bcrypt.default_log_rounds
-
-
 def _text(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
@@ -47,13 +44,14 @@ def json_module(rt: Any) -> dict[str, Any]:
     return {"decode": decode, "encode": encode}
 
 
-def bcrypt_module(rt: Any) -> dict[str, Any]:
+def bcrypt_module(rt: Any, rounds: int) -> dict[str, Any]:
+    """`rounds`: the cost of the salts gen_salt makes (vmq_bcrypt.default_log_rounds)."""
     # bcrypt is CPU work of ~0.25 s at cost 12: a real thread (bcrypt releases the GIL) keeps the
     # hub serving other clients meanwhile.
     pool = gevent.get_hub().threadpool
 
     def gen_salt(*_: Any) -> str:
-        return _bcrypt.gensalt(BCRYPT_ROUNDS).decode()
+        return _bcrypt.gensalt(rounds).decode()
 
     def hashpw(password: Any, salt: Any) -> Any:
         try:
