@@ -4,10 +4,10 @@ A plain TCP connection holds no greenlet while it is idle (DESIGN §3): a libev
 watcher on its socket fires when bytes arrive; once the loop turn's watchers
 have run, `Wakeups` reads up to 64 KiB of each, decodes every complete frame
 and, when nothing in the batch can block, handles it right there in the hub;
-otherwise a pooled reader greenlet does (`_resume`). Either way the batch ends with the message store
-flushed, the messages it routed written (one write per subscriber, see
-queue.Dispatcher), what it forwarded to other workers written, and its acks
-sent with one write. One recv per turn of the loop: a publisher that always has
+otherwise a pooled reader greenlet does (`_resume`). Either way the batch ends
+with the message store flushed, the messages it routed written (one write per
+subscriber, see queue.Dispatcher), what it forwarded to other workers written,
+and its acks sent with one write. One recv per turn of the loop: a publisher that always has
 more does not starve the others. TLS and WebSocket transports buffer bytes the
 watcher cannot see, so a greenlet keeps reading those for the connection's life.
 
