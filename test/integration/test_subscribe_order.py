@@ -1,7 +1,7 @@
 """A subscription is in effect for every PUBLISH read after its SUBSCRIBE, from any connection.
 
 The subscriber sends SUBSCRIBE and the publisher sends PUBLISH right after, without waiting for
-the SUBACK: the subscriber must get the message, every round (session.Wakeups; with workers,
+the SUBACK: the subscriber must get the message, every round (wakeups.Wakeups; with workers,
 cluster/subscribe_clock.py).
 """
 

@@ -1,7 +1,7 @@
 """MQTT listeners (tcp, ssl, ws, wss): accept connections, enforce max_connections.
 
 Each accepted connection starts in a pooled reader greenlet (gevent's
-StreamServer spawns through session.wakeups: after the loop turn's input of the
+StreamServer spawns through wakeups.Wakeups: after the loop turn's input of the
 connections already open, such as the DISCONNECT of one this one replaces).
 That greenlet first reads the PROXY header (proxy_protocol = on), then runs the
 TLS handshake (ssl, wss) and the WebSocket upgrade (ws, wss); docs/listeners.md. Then `Session.start`
@@ -29,7 +29,8 @@ from gevent.server import StreamServer
 
 from vmqpy.broker import proxy_protocol, tls, websocket
 from vmqpy.broker.preread import PrereadSocket
-from vmqpy.broker.session import Session, wakeups
+from vmqpy.broker.session import Session
+from vmqpy.broker.wakeups import wakeups
 from vmqpy.config_schema import MQTT_KINDS, TLS_KINDS
 
 if TYPE_CHECKING:
