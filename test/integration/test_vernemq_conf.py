@@ -13,8 +13,9 @@ import pytest
 from broker import free_port
 from clients import Raw
 
-from vmqpy.config_schema import Address, lookup
-from vmqpy.config_schema import Path as PathType
+from vmqpy.config_schema import lookup
+from vmqpy.config_types import Address
+from vmqpy.config_types import Path as PathType
 
 HERE = Path(__file__).resolve().parent.parent / "vernemq_keys"
 sys.path.insert(0, str(HERE))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vmqpy.config_schema import BridgeTopic, BridgeTopicSpec
+from vmqpy.config_types import BridgeTopic, BridgeTopicSpec
 from vmqpy.plugins.vmq_bridge.settings import join, swap
 
 

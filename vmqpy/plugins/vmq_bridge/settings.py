@@ -12,7 +12,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
-from vmqpy.config_schema import BridgeTopicSpec
+from vmqpy.config_types import BridgeTopicSpec
 from vmqpy.mqtt.topic import valid_filter
 
 _COMMON = ("cleansession", "client_id", "mountpoint", "keepalive_interval", "username", "password",
